@@ -1,0 +1,23 @@
+"""Where Inosuke keeps things on disk. Environment variables override the defaults."""
+
+import os
+from pathlib import Path
+
+# Repository root: data/ and the default state folder live beside the packages.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+DEFAULT_CARD = DATA_DIR / "persona_card.json"
+
+
+def state_dir() -> Path:
+    """Run-time state (database, built datasets, adapters): $INOSUKE_STATE_DIR or ./state."""
+    return Path(os.environ.get("INOSUKE_STATE_DIR", PROJECT_ROOT / "state"))
+
+
+def cache_dir() -> Path:
+    """Derived files that can be rebuilt (the converted embedded model): $INOSUKE_CACHE_DIR,
+    else $XDG_CACHE_HOME/inosuke, else ~/.cache/inosuke."""
+    if "INOSUKE_CACHE_DIR" in os.environ:
+        return Path(os.environ["INOSUKE_CACHE_DIR"])
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg) / "inosuke"
