@@ -1,0 +1,79 @@
+"""The one prompt builder, used by the bot at reply time and by the trainer for every sample.
+
+Two formats:
+- chat: the model's own chat template; the persona card is the system message, the persona's
+  lines are assistant turns and everybody else's are user turns (labelled by name when the
+  conversation has more than the one anonymous user);
+- alpaca: the seed's text template, character for character.
+A template mismatch between training and serving is the classic failure of persona bots (the
+model never stops, or invents the user's next line), hence one builder for both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.persona import DEFAULT_USER_LABEL, PersonaCard
+
+ALPACA_WITH_INPUT = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n{output}"
+ALPACA_NO_INPUT = "### Instruction:\n{instruction}\n\n### Response:\n{output}"
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One line of a conversation. speaker=None is the anonymous user of a one-to-one chat."""
+
+    text: str
+    by_persona: bool = False
+    speaker: str | None = None
+
+
+def system_prompt(card: PersonaCard) -> str:
+    parts = [f"You are {card.name}." + (f" {card.description}" if card.description else "")]
+    if card.personality:
+        parts.append(f"Personality: {card.personality}")
+    if card.scenario:
+        parts.append(f"Scenario: {card.scenario}")
+    parts.append(f"Stay in character as {card.name}. Write only {card.name}'s reply.")
+    return "\n\n".join(parts)
+
+
+def chat_messages(card: PersonaCard, turns: list[Turn]) -> list[dict[str, str]]:
+    """System message plus alternating user/assistant messages.
+
+    Consecutive lines of the same side are merged (several templates require alternation).
+    Lines by other people are labelled `Name: text` so that a multi-user exchange reads naturally;
+    once any line in a user message is labelled, all are, the anonymous user as "You".
+    """
+    messages = [{"role": "system", "content": system_prompt(card)}]
+    group: list[Turn] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        if group[0].by_persona:
+            messages.append({"role": "assistant", "content": "\n".join(t.text for t in group)})
+        else:
+            labelled = any(t.speaker for t in group)
+            lines = [f"{t.speaker or DEFAULT_USER_LABEL}: {t.text}" if labelled else t.text for t in group]
+            messages.append({"role": "user", "content": "\n".join(lines)})
+        group.clear()
+
+    for turn in turns:
+        if group and group[0].by_persona != turn.by_persona:
+            flush()
+        group.append(turn)
+    flush()
+    return messages
+
+
+def render_chat(tokenizer, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+    """The chat template's text for these messages (the tokenizer owns the template)."""
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def render_alpaca(instruction: str, input: str = "", output: str = "") -> str:
+    """The seed's template; the Input block is left out when input is empty."""
+    if input:
+        return ALPACA_WITH_INPUT.format(instruction=instruction, input=input, output=output)
+    return ALPACA_NO_INPUT.format(instruction=instruction, output=output)
