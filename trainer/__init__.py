@@ -1,0 +1,1 @@
+"""Offline trainer: curated data + approved chat logs -> QLoRA adapter -> evaluation -> registry."""

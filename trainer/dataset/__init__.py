@@ -1,0 +1,1 @@
+"""The data pipeline: ingest -> validate -> de-duplicate -> chat messages -> split -> statistics."""
