@@ -1,0 +1,70 @@
+"""The curated data in data/, built by the real command: size, composition, and voice."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from bot.paths import PROJECT_ROOT
+
+ASSISTANT_SPEAK = re.compile(r"as an ai|language model|happy to help|i'm here to help|how can i assist|i apologize", re.I)
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory, model_cache):
+    out = tmp_path_factory.mktemp("dataset")
+    done = subprocess.run(
+        [sys.executable, "-m", "trainer", "data", "build", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT,
+        env={**__import__("os").environ, "INOSUKE_CACHE_DIR": str(model_cache), "COLUMNS": "120"},
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "dataset.json").read_text())
+    samples = [json.loads(l) for f in ("train.jsonl", "eval.jsonl") for l in (out / f).read_text().splitlines()]
+    return done.stdout, summary, samples, out
+
+
+def test_build_reports_the_table_and_no_errors(build):
+    stdout, summary, samples, out = build
+    assert "validation errors: 0" in stdout and "duplicates removed: 0" in stdout
+    for row in summary["composition"]:
+        assert re.search(rf"{row['source']}\s+│\s+{row['samples']:,}\s+│\s+{row['share']:.1f}%", stdout)
+    assert re.search(rf"Total\s+│\s+{summary['samples']:,}\s+│\s+100\.0%", stdout)
+    assert (out / "composition.png").stat().st_size > 10_000
+
+
+def test_at_least_a_thousand_samples_conversations_the_largest_share(build):
+    _, summary, samples, _ = build
+    shares = {row["source"]: row["share"] for row in summary["composition"]}
+    assert summary["samples"] == len(samples) >= 1000
+    assert {"persona", "quotes", "conversations", "generic_qa"} <= set(shares)
+    assert max(shares, key=shares.get) == "conversations" and shares["conversations"] > 60
+    assert summary["eval"] > 0 and summary["train"] + summary["eval"] == summary["samples"]
+
+
+def test_every_sample_ends_with_inosuke_and_never_sounds_like_an_assistant(build):
+    _, _, samples, _ = build
+    for sample in samples:
+        messages = sample["messages"]
+        assert messages[0]["role"] == "system" and messages[-1]["role"] == "assistant"
+        assert not ASSISTANT_SPEAK.search(" ".join(m["content"] for m in messages[1:])), sample["origin"]
+
+
+def test_conversations_are_two_to_six_turns_with_seed_prefixes(build):
+    _, _, samples, _ = build
+    conversations = [s for s in samples if s["source"] == "conversations"]
+    lengths = {len(s["messages"]) - 1 for s in conversations}
+    assert lengths == {2, 4, 6}
+    for s in conversations:
+        assert s["output"].startswith("Inosuke: ")
+        assert all(re.match(r"^(You|Inosuke|Zenitsu|Tanjiro): ", line) for line in s["input"].splitlines())
+    assert any("Zenitsu: " in s["messages"][1]["content"] for s in conversations)  # other speakers labelled
+
+
+def test_his_voice_is_there(build):
+    _, _, samples, _ = build
+    text = " ".join(s["output"] for s in samples)
+    for mark in ("Lord Inosuke", "King of the Mountains", "Monjiro", "Monitsu", "tempura", "boar", "fuzzy"):
+        assert mark.lower() in text.lower(), mark
