@@ -12,8 +12,11 @@ model never stops, or invents the user's next line), hence one builder for both 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from bot.persona import DEFAULT_USER_LABEL, PersonaCard
+
+PromptFormat = Literal["chat", "alpaca"]
 
 ALPACA_WITH_INPUT = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n{output}"
 ALPACA_NO_INPUT = "### Instruction:\n{instruction}\n\n### Response:\n{output}"
@@ -34,7 +37,7 @@ def system_prompt(card: PersonaCard) -> str:
         parts.append(f"Personality: {card.personality}")
     if card.scenario:
         parts.append(f"Scenario: {card.scenario}")
-    parts.append(f"Stay in character as {card.name}. Write only {card.name}'s reply.")
+    parts.append(f"Reply only as {card.aliases[-1]}, in character.")
     return "\n\n".join(parts)
 
 
@@ -77,3 +80,27 @@ def render_alpaca(instruction: str, input: str = "", output: str = "") -> str:
     if input:
         return ALPACA_WITH_INPUT.format(instruction=instruction, input=input, output=output)
     return ALPACA_NO_INPUT.format(instruction=instruction, output=output)
+
+
+def continue_instruction(card: PersonaCard) -> str:
+    """The instruction of a multi-turn sample in the seed's Alpaca format."""
+    return f"Continue the conversation as {card.aliases[-1]}."
+
+
+def transcript(card: PersonaCard, turns: list[Turn]) -> str:
+    """Turns as seed-style transcript lines: `You: ...`, `Inosuke: ...`, `Zenitsu: ...`."""
+    persona = card.aliases[-1]
+    return "\n".join(f"{persona if t.by_persona else t.speaker or DEFAULT_USER_LABEL}: {t.text}" for t in turns)
+
+
+def generation_prompt(tokenizer, card: PersonaCard, turns: list[Turn], prompt_format: PromptFormat = "chat") -> str:
+    """The text the model continues with the persona's next reply, in either format.
+
+    alpaca: a lone question is the instruction (as in the single-turn seed samples); a longer
+    conversation is a transcript in the input, and the response starts with the persona's label,
+    exactly as the multi-turn seed samples are laid out."""
+    if prompt_format == "chat":
+        return render_chat(tokenizer, chat_messages(card, turns), add_generation_prompt=True)
+    if len(turns) == 1 and not turns[0].by_persona and not turns[0].speaker:
+        return render_alpaca(turns[0].text)
+    return render_alpaca(continue_instruction(card), transcript(card, turns), f"{card.aliases[-1]}: ")
