@@ -8,10 +8,15 @@ import pytest
 
 from bot import model_resolver
 from bot.errors import ModelUnavailable
-from bot.generate import generate_replies
+from bot.generate import generate
 from bot.model_resolver import EMBEDDED_SPEC, context_length, load_model, resolve
 
 CAPITAL = [[{"role": "user", "content": "What is the capital of France?"}]]
+
+
+def ask(model, tokenizer):
+    [answer] = generate(model, tokenizer, [tokenizer.apply_chat_template(CAPITAL[0], tokenize=False, add_generation_prompt=True)], 24)
+    return answer
 
 
 def test_embedded_model_is_converted_once_into_a_plain_hf_folder(model_cache):
@@ -35,15 +40,15 @@ def test_embedded_model_answers_paris(model_cache, tokenizer, quantization):
     assert bool(four_bit) == (quantization == "nf4")
     if four_bit:
         assert four_bit[0].weight.quant_state.quant_type == "nf4"
-    [reply] = generate_replies(model, tokenizer, CAPITAL, max_new_tokens=24)
-    assert "Paris" in reply
+    answer = ask(model, tokenizer)
+    assert "Paris" in answer.text
 
 
 def test_local_folder_loads_through_the_same_path(model_cache, tokenizer):
     folder = str(resolve(EMBEDDED_SPEC).folder)
     assert resolve(folder).kind == "local"
     model = load_model(folder, "none")
-    assert "Paris" in generate_replies(model, tokenizer, CAPITAL, max_new_tokens=24)[0]
+    assert "Paris" in ask(model, tokenizer).text
 
 
 def test_missing_local_folder_is_a_clear_error(tmp_path):

@@ -53,8 +53,8 @@ def test_card_json_and_png_dialogues_become_conversation_samples(tmp_path, perso
         rows, problems = read_source(path, persona)
         assert problems == []
         assert [r.data for r in rows] == [
-            {"instruction": "Continue the conversation as Rengoku Kyojuro.", "input": "You: Hungry?", "output": "Rengoku Kyojuro: Always!"},
-            {"instruction": "Continue the conversation as Rengoku Kyojuro.", "input": "You: Fight?", "output": "Rengoku Kyojuro: Set your heart ablaze!"},
+            {"instruction": "Continue the conversation as Rengoku.", "input": "You: Hungry?", "output": "Rengoku Kyojuro: Always!"},
+            {"instruction": "Continue the conversation as Rengoku.", "input": "You: Fight?", "output": "Rengoku Kyojuro: Set your heart ablaze!"},
         ]
         assert {r.source for r in rows} == {path.stem}
     # A JSON card points at its mes_example line.

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from bot.errors import UserError
 from bot.persona import PersonaCard, card_from_dict, is_card, read_card_json
+from bot.prompt import continue_instruction
 from trainer.dataset.records import Origin, Problem, RawRow
-from trainer.dataset.transcript import speaker_line
+from bot.transcript_labels import speaker_line
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".txt", ".png")
 
@@ -23,11 +24,6 @@ SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".txt", ".png")
 def quote_instruction(persona: PersonaCard) -> str:
     """The instruction given to a bare quote from a text file."""
     return f"Say something in character, {persona.name}!"
-
-
-def continue_instruction(persona: PersonaCard) -> str:
-    """The instruction of a conversation sample (seed format: transcript in input/output)."""
-    return f"Continue the conversation as {persona.name}."
 
 
 def read_source(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Problem]]:

@@ -1,0 +1,45 @@
+"""Adapters from the trainer's registry: a PEFT folder plus manifest.json naming its base model,
+quantization and prompt format, so that loading one needs nothing but its path."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.errors import UserError
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    path: Path
+    version: str
+    base_model: str
+    quantization: str
+    prompt_format: str
+
+
+def read_adapter(path: str | Path) -> AdapterInfo:
+    path = Path(path)
+    manifest_path = path / "manifest.json"
+    if not (path / "adapter_config.json").is_file():
+        raise UserError(f"{path}: not a PEFT adapter folder (no adapter_config.json)")
+    if not manifest_path.is_file():
+        raise UserError(f"{path}: no manifest.json: this adapter was not written by the trainer")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        return AdapterInfo(path, manifest["version"], manifest["base_model"], manifest["quantization"], manifest["prompt_format"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise UserError(f"{manifest_path}: unreadable manifest ({exc})") from None
+
+
+def load_adapted_model(info: AdapterInfo, quantization: str | None = None):
+    """The adapter's base model (as it was trained: NF4 unless told otherwise) with the adapter on."""
+    from peft import PeftModel
+
+    from bot.model_resolver import load_model
+
+    base = load_model(info.base_model, quantization or info.quantization)
+    model = PeftModel.from_pretrained(base, str(info.path))
+    model.eval()
+    return model
