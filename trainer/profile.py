@@ -1,0 +1,96 @@
+"""Training profiles: one YAML file per model size in trainer/profiles/, loaded through the one
+config loader, with `key=value` overrides from the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from bot.config import build, read_yaml, set_dotted
+from bot.errors import UserError
+
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+
+
+@dataclass(frozen=True)
+class Profile:
+    model: str
+    quantization: Literal["nf4", "none"] = "nf4"
+    prompt_format: Literal["chat", "alpaca"] = "chat"
+    max_seq_len: int = 1024
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    max_steps: int = -1
+    epochs: float = 1.0
+    batch_size: int = 1
+    grad_accum: int = 1
+    learning_rate: float = 2e-4
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    optimizer: str = "paged_adamw_8bit"
+    gradient_checkpointing: bool = True
+    packing: bool = True
+    eval_every: int = 50
+    eval_max_samples: int | None = None
+    eval_fraction: float = 0.05
+    seed: int = 0
+    memory_budget_gib: float = 6.0
+    data: str = "data"
+    card: str = "data/persona_card.json"
+    name: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def profile_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    candidate = PROFILES_DIR / f"{name_or_path}.yaml"
+    if not candidate.exists():
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
+        raise UserError(f"unknown profile {name_or_path!r} (known: {known}; or give a path to a YAML file)")
+    return candidate
+
+
+def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
+    path = profile_path(name_or_path)
+    values = read_yaml(path)
+    for override in overrides:
+        if "=" not in override:
+            raise UserError(f"--set {override}: expected KEY=VALUE, e.g. --set max_steps=20")
+        key, raw = override.split("=", 1)
+        set_dotted(values, key.strip(), raw.strip(), f"--set {override}")
+    values.setdefault("name", path.stem)
+    profile = build(Profile, values, str(path))
+    check(profile, str(path))
+    return profile
+
+
+def check(profile: Profile, where: str) -> None:
+    """Values that parse but make no sense."""
+    positive = {"max_seq_len": profile.max_seq_len, "batch_size": profile.batch_size, "grad_accum": profile.grad_accum,
+                "eval_every": profile.eval_every, "lora.r": profile.lora.r}
+    for key, value in positive.items():
+        if value < 1:
+            raise UserError(f"{where}: {key}: must be at least 1, got {value}")
+    if not 0 < profile.eval_fraction < 1:
+        raise UserError(f"{where}: eval_fraction: must be between 0 and 1, got {profile.eval_fraction}")
+    if not 0 <= profile.lora.dropout < 1:
+        raise UserError(f"{where}: lora.dropout: must be in [0, 1), got {profile.lora.dropout}")
+    if profile.learning_rate <= 0:
+        raise UserError(f"{where}: learning_rate: must be positive, got {profile.learning_rate}")
+    if profile.max_steps == 0 or (profile.max_steps < 0 and profile.epochs <= 0):
+        raise UserError(f"{where}: max_steps: set a positive max_steps, or max_steps: -1 with positive epochs")
