@@ -30,6 +30,7 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     for ours in ("bot", "trainer"):
         logging.getLogger(ours).setLevel(logging.INFO)
     quiet_libraries()
+    quiet_warnings()
     try:
         return main(argv)
     except UserError as exc:
@@ -38,3 +39,13 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def quiet_warnings() -> None:
+    """Library warnings that a user can do nothing about (deprecations inside transformers/TRL,
+    pin_memory without a GPU, bitsandbytes' note that paging needs a GPU)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")
+    warnings.filterwarnings("ignore", message=".*Paged optimizers are not supported on CPU.*")

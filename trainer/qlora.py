@@ -1,0 +1,271 @@
+"""The QLoRA recipe: a 4-bit NF4 base (double quantization), LoRA on every linear projection,
+trained with TRL's SFTTrainer on samples that our encoder already tokenized and masked, packed
+best-fit and padding-free. One code path for Qwen2.5-3B on a GPU and SmolLM2 on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+
+from bot.errors import UserError
+from trainer.encode import IGNORE, encode
+from trainer.profile import Profile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TokenCounts:
+    """What the training steps processed: all positions, padding, and trained (labelled) tokens."""
+
+    positions: int = 0
+    padding: int = 0
+    trained: int = 0
+    seconds: float = 0.0
+
+    @property
+    def padding_fraction(self) -> float:
+        return self.padding / self.positions if self.positions else 0.0
+
+    @property
+    def trained_per_second(self) -> float:
+        return self.trained / self.seconds if self.seconds else 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return (self.positions - self.padding) / self.seconds if self.seconds else 0.0
+
+
+class CountsTokens:
+    """Trainer mixin: counts the tokens of every training step and the time spent in them."""
+
+    token_counts: TokenCounts
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        counts = self.__dict__.setdefault("token_counts", TokenCounts())
+        ids = inputs["input_ids"]
+        counts.positions += ids.numel()
+        if "attention_mask" in inputs:
+            counts.padding += int((inputs["attention_mask"] == 0).sum())
+        counts.trained += int((inputs["labels"] != IGNORE).sum())
+        started = time.perf_counter()
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        counts.seconds += time.perf_counter() - started
+        return loss
+
+
+def tokenize_rows(tokenizer, rows: list[dict], profile: Profile):
+    from datasets import Dataset
+
+    encoded = [encode(tokenizer, row, profile.prompt_format) for row in rows]
+    too_long = [row["origin"] for row, e in zip(rows, encoded) if len(e["input_ids"]) > profile.max_seq_len]
+    if too_long:
+        # The data build already rejects samples longer than max_seq_len; this guards the invariant.
+        raise UserError(f"{len(too_long)} sample(s) longer than max_seq_len {profile.max_seq_len}, first {too_long[0]}")
+    return Dataset.from_dict({"input_ids": [e["input_ids"] for e in encoded], "labels": [e["labels"] for e in encoded]})
+
+
+def lora_config(profile: Profile):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=profile.lora.r,
+        lora_alpha=profile.lora.alpha,
+        lora_dropout=profile.lora.dropout,
+        target_modules=profile.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def sft_config(profile: Profile, output_dir: str, on_gpu: bool):
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=output_dir,
+        max_length=profile.max_seq_len,
+        packing=profile.packing,
+        packing_strategy="bfd",  # best-fit decreasing, padding-free: rows concatenated, no pad tokens
+        per_device_train_batch_size=profile.batch_size,
+        per_device_eval_batch_size=profile.batch_size,
+        gradient_accumulation_steps=profile.grad_accum,
+        max_steps=profile.max_steps,
+        num_train_epochs=profile.epochs,
+        learning_rate=profile.learning_rate,
+        lr_scheduler_type=profile.lr_scheduler,
+        warmup_steps=profile.warmup_ratio,  # below 1: a share of the total steps
+        weight_decay=profile.weight_decay,
+        max_grad_norm=profile.max_grad_norm,
+        optim=profile.optimizer,
+        gradient_checkpointing=profile.gradient_checkpointing,
+        bf16=on_gpu,
+        eval_strategy="steps",
+        eval_steps=profile.eval_every,
+        save_strategy="steps",
+        save_steps=profile.eval_every,
+        save_total_limit=2,  # with load_best_model_at_end the best one is kept besides the latest
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=1,
+        seed=profile.seed,
+        data_seed=profile.seed,
+        report_to=[],
+        disable_tqdm=True,  # our own progress bar shows loss and tokens/s
+        dataset_num_proc=None,
+    )
+
+
+def final_step_callback():
+    """Evaluate and checkpoint at the last step too, so the end of training can be the best."""
+    from transformers import TrainerCallback
+
+    class _FinalStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= state.max_steps:
+                control.should_evaluate = control.should_save = True
+
+    return _FinalStep()
+
+
+@dataclass
+class Interrupt:
+    """First Ctrl-C: finish the current step, checkpoint, stop (resume later with --resume).
+    Second Ctrl-C: stop at once."""
+
+    requested: bool = False
+    previous: object = None
+
+    def install(self) -> None:
+        self.previous = signal.signal(signal.SIGINT, self.handle)
+
+    def uninstall(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to stop at once)", flush=True)
+
+
+def interrupt_callback(interrupt: Interrupt):
+    from transformers import TrainerCallback
+
+    class _OnInterrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if interrupt.requested:
+                control.should_save = control.should_training_stop = True
+
+    return _OnInterrupt()
+
+
+def progress_callback(counts_of, eval_note: dict):
+    """A tqdm bar over optimizer steps with loss, tokens/s and ETA."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class _Progress(TrainerCallback):
+        bar = None
+        loss = math.nan
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step", dynamic_ncols=True)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                self.loss = float(logs["loss"])
+            if logs and "eval_loss" in logs:
+                eval_note["last"] = float(logs["eval_loss"])
+                tqdm.write(f"step {state.global_step}: eval loss {logs['eval_loss']:.4f}")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            counts = counts_of()
+            self.bar.set_postfix(loss=f"{self.loss:.3f}", tok_s=f"{counts.tokens_per_second:.0f}",
+                                 trained_tok_s=f"{counts.trained_per_second:.0f}", refresh=False)
+            self.bar.update(state.global_step - self.bar.n)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+
+    return _Progress()
+
+
+@dataclass
+class RunResult:
+    trainer: object
+    interrupted: bool
+    eval_loss_before: float | None
+    counts: TokenCounts
+    log_history: list = field(default_factory=list)
+
+
+def keep_4bit_layers_differentiable(model) -> None:
+    """Stop bitsandbytes from repacking CPU 4-bit weights into its inference layout.
+
+    On a CPU with AVX512-BF16, a Linear4bit run in eval mode (any evaluation) permanently repacks
+    its weight for a fast kernel that has no autograd: every later training step then drops the
+    gradient through the frozen base projections, so earlier layers' adapters learn from wrong
+    gradients while the loss still falls. Training keeps the differentiable layout; the bot's
+    inference-only models keep the fast one.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
+def make_trainer(model, tokenizer, train_rows, eval_rows, profile: Profile, output_dir: str):
+    """The SFTTrainer over our pre-tokenized, pre-masked rows (TRL packs them)."""
+    import torch
+    from transformers import PrinterCallback, set_seed
+    from trl import SFTTrainer
+
+    class PersonaTrainer(CountsTokens, SFTTrainer):
+        pass
+
+    on_gpu = torch.cuda.is_available()
+    keep_4bit_layers_differentiable(model)
+    # TRL initialises the LoRA weights before the Trainer seeds anything: seed first, so the same
+    # profile and data always give the same run.
+    set_seed(profile.seed)
+    trainer = PersonaTrainer(
+        model=model,
+        args=sft_config(profile, output_dir, on_gpu),
+        train_dataset=tokenize_rows(tokenizer, train_rows, profile),
+        eval_dataset=tokenize_rows(tokenizer, eval_rows, profile),
+        processing_class=tokenizer,
+        peft_config=lora_config(profile),
+    )
+    if not on_gpu:
+        # TRL stores QLoRA adapter weights in bf16 (the paper's GPU recipe). On CPU, bf16 buys
+        # nothing and small updates vanish in its 8-bit mantissa: keep them in fp32.
+        for parameter in trainer.model.parameters():
+            if parameter.requires_grad:
+                parameter.data = parameter.data.float()
+    trainer.remove_callback(PrinterCallback)  # the progress bar reports instead of raw dicts
+    return trainer
+
+
+def run_training(trainer, resume: bool, eval_before: bool) -> RunResult:
+    interrupt = Interrupt()
+    eval_note: dict = {}
+    trainer.add_callback(final_step_callback())
+    trainer.add_callback(interrupt_callback(interrupt))
+    trainer.add_callback(progress_callback(lambda: trainer.__dict__.setdefault("token_counts", TokenCounts()), eval_note))
+    before = None
+    if eval_before:
+        # The fresh LoRA B matrices are zero: this is the untuned base model's eval loss.
+        before = float(trainer.evaluate()["eval_loss"])
+        log.info("eval loss before training (base model): %.4f", before)
+    interrupt.install()
+    try:
+        trainer.train(resume_from_checkpoint=True if resume else None)
+    finally:
+        interrupt.uninstall()
+    counts = trainer.__dict__.get("token_counts", TokenCounts())
+    return RunResult(trainer, interrupt.requested, before, counts, list(trainer.state.log_history))
