@@ -1,0 +1,79 @@
+import subprocess
+import sys
+
+import pytest
+
+from bot.errors import UserError
+from bot.paths import PROJECT_ROOT
+from trainer.plan import GIB, Architecture, estimate, model_config
+from trainer.profile import PROFILES_DIR, load_profile
+
+
+def test_both_profiles_load_and_every_key_is_commented():
+    for name in ("smollm2-cpu", "qwen2.5-3b-6gb"):
+        profile = load_profile(name)
+        assert profile.name == name and profile.quantization == "nf4" and profile.lora.target_modules == "all-linear"
+        text = (PROFILES_DIR / f"{name}.yaml").read_text()
+        assert f"Run as: python -m trainer train --profile {name}" in text
+        for line in text.splitlines():
+            if line.strip() and not line.lstrip().startswith("#") and not line.rstrip().endswith(":"):
+                assert "#" in line, f"{name}: uncommented key: {line}"
+    assert load_profile("qwen2.5-3b-6gb").model == "Qwen/Qwen2.5-3B-Instruct"
+
+
+def test_overrides_are_typed():
+    profile = load_profile("smollm2-cpu", ["max_steps=7", "lora.r=4", "learning_rate=1e-3", "eval_max_samples=null"])
+    assert (profile.max_steps, profile.lora.r, profile.learning_rate, profile.eval_max_samples) == (7, 4, 1e-3, None)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("lora.rank=8", "unknown key 'lora.rank' (known keys: lora.r, lora.alpha, lora.dropout, lora.target_modules)"),
+        ("max_stepz=3", "unknown key 'max_stepz'"),
+        ("batch_size=two", "batch_size: expected int, got 'two'"),
+        ("prompt_format=xml", "prompt_format: 'xml' is not one of 'chat', 'alpaca'"),
+        ("lora.dropout=1.5", "lora.dropout: must be in [0, 1), got 1.5"),
+        ("eval_every=0", "eval_every: must be at least 1, got 0"),
+    ],
+)
+def test_bad_profile_keys_name_the_key(override, message):
+    with pytest.raises(UserError) as error:
+        load_profile("smollm2-cpu", [override])
+    assert message in str(error.value)
+
+
+def test_bad_profile_file_and_unknown_profile_from_the_command_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: smollm2-135m\nlora:\n  r: 8\n  rnak: 3\n")
+    for argv, expected in (
+        (["--profile", str(bad)], f"error: {bad}: unknown key 'lora.rnak'"),
+        (["--profile", "no-such-profile"], "error: unknown profile 'no-such-profile' (known: qwen2.5-3b-6gb, smollm2-cpu"),
+    ):
+        done = subprocess.run([sys.executable, "-m", "trainer", "train", *argv], capture_output=True, text=True,
+                              cwd=PROJECT_ROOT, timeout=120)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert done.stderr.strip().startswith(expected), done.stderr
+
+
+def test_qwen_plan_fits_6_gb_with_every_term():
+    profile = load_profile("qwen2.5-3b-6gb")
+    arch = Architecture.from_config(model_config(profile.model))
+    assert (arch.hidden, arch.layers, arch.vocab, arch.kv_heads) == (2048, 36, 151_936, 2)
+    plan = estimate(profile, arch, on_gpu=True)
+    names = [name for name, _, _ in plan.terms]
+    for term in ("base weights, projections (NF4)", "LoRA weights", "optimizer state", "activations", "logits over the vocabulary"):
+        assert term in names
+    assert plan.fits and plan.total < 6 * GIB
+    logits = dict((n, b) for n, b, _ in plan.terms)["logits over the vocabulary"]
+    assert logits == pytest.approx(1024 * 151_936 * 10)
+
+
+def test_plan_responds_to_the_profile():
+    arch = Architecture.from_config(model_config("Qwen/Qwen2.5-3B-Instruct"))
+    base = estimate(load_profile("qwen2.5-3b-6gb"), arch, on_gpu=True)
+    longer = estimate(load_profile("qwen2.5-3b-6gb", ["max_seq_len=4096"]), arch, on_gpu=True)
+    no_checkpointing = estimate(load_profile("qwen2.5-3b-6gb", ["gradient_checkpointing=false"]), arch, on_gpu=True)
+    full_precision = estimate(load_profile("qwen2.5-3b-6gb", ["quantization=none"]), arch, on_gpu=True)
+    assert not longer.fits and not no_checkpointing.fits and not full_precision.fits
+    assert base.total < longer.total and base.total < no_checkpointing.total and base.total < full_precision.total
