@@ -1,6 +1,9 @@
 """`make demo` / `python -m trainer demo`: the main job on the embedded default model, on CPU,
-with no token and no download: build the dataset from data/ (statistics table and chart), then
-load the model in 4-bit NF4 and let Inosuke answer a few questions in persona."""
+with no token and no download:
+1. build the dataset from data/ (statistics table, composition chart);
+2. QLoRA-train an adapter with the smollm2-cpu profile (eval loss before and after);
+3. ask the untuned base model and the new adapter the same questions, side by side.
+"""
 
 from __future__ import annotations
 
@@ -12,42 +15,58 @@ from rich.console import Console
 from bot.model_resolver import EMBEDDED_SPEC
 from bot.paths import DATA_DIR, DEFAULT_CARD, state_dir
 
+DEMO_PROFILE = "smollm2-cpu"
 DEMO_QUESTIONS = [
     "Who are you?",
     "What's your favorite food?",
+    "Do you like trains?",
     "What is the capital of France?",
 ]
+MAX_NEW_TOKENS = 80
 
 
 def run_demo(console: Console | None = None) -> None:
-    from bot.generate import generate_replies
+    from bot.adapters import load_adapted_model, read_adapter
+    from bot.generate import generate, reply_text
     from bot.model_resolver import load_model, load_tokenizer
     from bot.persona import load_card
-    from bot.prompt import Turn, chat_messages
+    from bot.prompt import Turn, generation_prompt
     from trainer.data_command import run_build
+    from trainer.train_command import run_train
 
     console = console or Console()
     started = time.perf_counter()
     console.rule("1. Dataset")
-    build_args = argparse.Namespace(
-        data=DATA_DIR, card=DEFAULT_CARD, out=state_dir() / "dataset", model=EMBEDDED_SPEC,
-        max_tokens=None, eval_fraction=0.05, seed=0, rejects=None,
-    )
-    run_build(build_args, console)
+    run_build(argparse.Namespace(data=DATA_DIR, card=DEFAULT_CARD, out=state_dir() / "dataset", model=EMBEDDED_SPEC,
+                                 max_tokens=None, eval_fraction=0.05, seed=0, rejects=None), console)
 
-    console.rule(f"2. {EMBEDDED_SPEC} in 4-bit NF4, answering in persona (untuned base model)")
+    console.rule(f"2. QLoRA training, profile {DEMO_PROFILE} ({EMBEDDED_SPEC} in 4-bit NF4, CPU)")
+    outcome = run_train(argparse.Namespace(profile=DEMO_PROFILE, overrides=[], resume=None, show_masks=False, runs=None, registry=None))
+    if outcome.interrupted:
+        console.print("demo interrupted; `python -m trainer train --resume` finishes the training")
+        return
+    training = outcome.manifest["training"]
+
+    console.rule("3. The same questions: untuned base model vs the new adapter")
     card = load_card(DEFAULT_CARD)
-    loading = time.perf_counter()
     tokenizer = load_tokenizer(EMBEDDED_SPEC)
-    model = load_model(EMBEDDED_SPEC, "nf4")
-    console.print(f"loaded in {time.perf_counter() - loading:.1f}s "
-                  f"({model.get_memory_footprint() / 2**20:.0f} MiB of weights)")
-    answering = time.perf_counter()
-    conversations = [chat_messages(card, [Turn(question)]) for question in DEMO_QUESTIONS]
-    replies = generate_replies(model, tokenizer, conversations, max_new_tokens=80)
-    for question, reply in zip(DEMO_QUESTIONS, replies):
-        console.print(f"[bold]You:[/] {question}", highlight=False)
-        # markup=False: the model's text may contain [brackets] that rich would eat.
-        console.print(f"{card.aliases[-1]}: {reply}\n", highlight=False, markup=False)
-    console.print(f"{len(DEMO_QUESTIONS)} answers in one batch in {time.perf_counter() - answering:.1f}s")
-    console.rule(f"demo finished in {time.perf_counter() - started:.1f}s")
+    prompts = [generation_prompt(tokenizer, card, [Turn(q)]) for q in DEMO_QUESTIONS]
+    base = generate(load_model(EMBEDDED_SPEC, "nf4"), tokenizer, prompts, MAX_NEW_TOKENS)
+    adapted = generate(load_adapted_model(read_adapter(outcome.adapter)), tokenizer, prompts, MAX_NEW_TOKENS)
+    name = card.aliases[-1]
+    for question, before, after in zip(DEMO_QUESTIONS, base, adapted):
+        console.print(f"You: {question}", highlight=False, markup=False)
+        for label, answer in (("base   ", before), (outcome.adapter.name + "  ", after)):
+            stop = "end of turn" if answer.ended else "hit the token limit"
+            # markup=False: the model's text may contain [brackets] that rich would eat.
+            console.print(f"  {label} {name}: {reply_text(answer.text, card)}  [{answer.new_tokens} tokens, {stop}]",
+                          highlight=False, markup=False)
+    console.rule("Summary")
+    console.print(f"eval loss on held-out conversations: {training['eval_loss_before']:.3f} (base) -> "
+                  f"{training['best_eval_loss']:.3f} (adapter {outcome.adapter.name}, best step {training['best_step']})")
+    console.print(f"replies ending at end of turn: base {sum(a.ended for a in base)}/{len(base)}, "
+                  f"adapter {sum(a.ended for a in adapted)}/{len(adapted)}")
+    console.print(f"adapter: {outcome.adapter} (training_curve.png, manifest.json); "
+                  f"dataset chart: {state_dir() / 'dataset' / 'composition.png'}")
+    console.print(f"try it: .venv/bin/python -m trainer chat --adapter {outcome.adapter}")
+    console.rule(f"demo finished in {time.perf_counter() - started:.0f}s")
