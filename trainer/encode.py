@@ -25,8 +25,8 @@ def chat_text_and_spans(tokenizer, messages: list[dict[str, str]]) -> tuple[str,
         prefix = render_chat(tokenizer, messages[:index], add_generation_prompt=True)
         if not text.startswith(prefix):
             raise UserError(
-                f"the chat template of this model does not render a conversation as the sum of its turns, so "
-                f"the trained spans cannot be located; use prompt_format: alpaca"
+                "the chat template of this model does not render a conversation as the sum of its turns, so "
+                "the trained spans cannot be located; use prompt_format: alpaca"
             )
         end = text.find(eot, len(prefix) + len(message["content"]))
         if end < 0:

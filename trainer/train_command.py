@@ -12,7 +12,6 @@ import json
 import platform
 import resource
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -97,7 +96,8 @@ def prepare_run(args, runs: Path):
     from bot.persona import load_card
     from trainer.data_command import token_counter
     from trainer.dataset.pipeline import build_dataset
-    from trainer.profile import build, Profile, check
+    from bot.config import build
+    from trainer.profile import Profile
 
     if args.resume:
         run_dir = find_resumable(runs, args.resume)
@@ -112,13 +112,13 @@ def prepare_run(args, runs: Path):
     if not args.profile:
         raise UserError("--profile is required (e.g. --profile smollm2-cpu), or --resume")
     profile = load_profile(args.profile, args.overrides)
-    check(profile, profile.name)
     tokenizer = load_tokenizer(profile.model)
-    run_dir = runs / f"{datetime.now():%Y%m%d-%H%M%S}-{profile.name}"
-    suffix = 1
-    while run_dir.exists():
-        suffix += 1
-        run_dir = run_dir.with_name(f"{run_dir.name.split('~')[0]}~{suffix}")
+    stamp = f"{datetime.now():%Y%m%d-%H%M%S}-{profile.name}"
+    run_dir = runs / stamp
+    for n in range(2, 1000):  # two runs started in the same second get -2, -3, ...
+        if not run_dir.exists():
+            break
+        run_dir = runs / f"{stamp}-{n}"
     run_dir.mkdir(parents=True)
     persona = load_card(project_path(profile.card))
     # Samples longer than max_seq_len are validation errors here, like any other bad row.
@@ -233,5 +233,5 @@ def run_train(args) -> TrainOutcome:
     print(f"adapter {adapter} (best step {best_step} of {state.global_step})\n"
           f"eval loss: {t['eval_loss_before']:.4f} before (base) -> {t['best_eval_loss']:.4f} after\n"
           f"{t['trained_tokens_per_s']:.0f} trained tok/s, {t['tokens_per_s']:.0f} tok/s, padding {100 * t['padding_fraction']:.1f}%, "
-          f"wall {t['wall_time_s']:.0f}s, peak memory {t['peak_memory_gib']:.2f} GiB ({memory_kind})", file=sys.stdout)
+          f"wall {t['wall_time_s']:.0f}s, peak memory {t['peak_memory_gib']:.2f} GiB ({memory_kind})")
     return TrainOutcome(adapter, manifest, run_dir, False)

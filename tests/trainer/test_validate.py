@@ -48,7 +48,7 @@ def test_sample_longer_than_the_context(tmp_path, persona, tokenizer):
     long = json.dumps({"instruction": "Talk", "output": "HAH! " * 400})
     problems, path = problems_of(tmp_path, persona, "long.jsonl", f"{GOOD}\n{long}\n", max_tokens=512, tokenizer=tokenizer)
     assert len(problems) == 1
-    assert problems[0].startswith(f"{path}:2: sample: ") and problems[0].endswith("tokens, longer than the model's context of 512")
+    assert problems[0].startswith(f"{path}:2: sample: ") and problems[0].endswith("tokens, over the limit of 512 (the model's context or the profile's max_seq_len)")
 
 
 def test_csv_problems(tmp_path, persona):

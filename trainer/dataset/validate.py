@@ -48,5 +48,5 @@ def validate_row(
     if max_tokens is not None and count_tokens is not None:
         length = count_tokens(messages)
         if length > max_tokens:
-            return [Problem(row.origin, "sample", f"{length} tokens, longer than the model's context of {max_tokens}")]
+            return [Problem(row.origin, "sample", f"{length} tokens, over the limit of {max_tokens} (the model's context or the profile's max_seq_len)")]
     return Record(instruction, input, output, row.source, row.origin, messages)
