@@ -4,10 +4,28 @@ quantization and prompt format, so that loading one needs nothing but its path."
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import UserError
+from bot.paths import state_dir
+
+VERSION = re.compile(r"^v(\d{4,})$")
+
+
+def registry_dir() -> Path:
+    """Where the trainer publishes adapter versions: state/adapters/."""
+    return state_dir() / "adapters"
+
+
+def versions(registry: Path | None = None) -> list[Path]:
+    """Published adapter versions, oldest first (folders still being written are not listed)."""
+    registry = registry or registry_dir()
+    if not registry.is_dir():
+        return []
+    found = [p for p in registry.iterdir() if p.is_dir() and VERSION.match(p.name) and (p / "manifest.json").is_file()]
+    return sorted(found, key=lambda p: int(VERSION.match(p.name).group(1)))
 
 
 @dataclass(frozen=True)

@@ -8,26 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from bot.paths import state_dir
+from bot.adapters import VERSION, registry_dir, versions
 
-VERSION = re.compile(r"^v(\d{4,})$")
-
-
-def registry_dir() -> Path:
-    return state_dir() / "adapters"
-
-
-def versions(registry: Path | None = None) -> list[Path]:
-    registry = registry or registry_dir()
-    if not registry.is_dir():
-        return []
-    found = [p for p in registry.iterdir() if p.is_dir() and VERSION.match(p.name) and (p / "manifest.json").is_file()]
-    return sorted(found, key=lambda p: int(VERSION.match(p.name).group(1)))
+__all__ = ["VERSION", "publish", "registry_dir", "staging_dir", "versions"]
 
 
 def staging_dir(registry: Path | None = None) -> Path:

@@ -1,0 +1,76 @@
+"""The reply pipeline shared by Discord and the console: store the user's message, build the
+context from the channel's history, generate through the engine, store the reply.
+
+Per channel, one message is handled at a time (replies come in order and each prompt sees the
+previous reply); across channels, requests meet in the engine and are batched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+from bot.context import fit_prompt, turns_from_history
+from bot.engine import EngineBusy, ReplyEngine
+from bot.generate import reply_text
+from bot.history import History
+from bot.persona import PersonaCard
+from bot.prompt import PromptFormat
+
+log = logging.getLogger(__name__)
+
+# In-character answers for when no model reply can be given.
+WAIT_YOUR_TURN = "OI! Everybody's yelling at me at once! Wait your turn, I'll get to you!"
+TOO_LONG = "That's way too many words! Lord Inosuke doesn't read scrolls! Say it shorter!"
+APOLOGY = "Grr... my head's all foggy. Something went wrong. Say that again!"
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    context_tokens: int = 1024  # prompt budget: persona card + as many recent turns as fit
+    history_messages: int = 60  # most recent messages read from the database per reply
+    max_input_chars: int = 1500  # longer messages get TOO_LONG (they are still stored)
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    from_model: bool  # False for the in-character fallbacks above
+    ended: bool = True
+    context_turns: int = 0
+
+
+class ChatPipeline:
+    def __init__(self, history: History, engine: ReplyEngine, tokenizer, card: PersonaCard, *,
+                 prompt_format: PromptFormat = "chat", adapter_version: str | None = None,
+                 bot_user_id: int = 0, settings: ChatSettings = ChatSettings()):
+        self.history, self.engine, self.tokenizer, self.card = history, engine, tokenizer, card
+        self.prompt_format, self.adapter_version, self.bot_user_id, self.settings = prompt_format, adapter_version, bot_user_id, settings
+        self._channel_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def respond(self, channel_id: int, author_id: int, author_name: str, text: str, *,
+                      discord_id: int | None = None, reply_to_discord_id: int | None = None) -> Reply:
+        async with self._channel_locks[channel_id]:
+            # The user's message is stored before anything can fail: it is never lost.
+            await self.history.add(channel_id, author_id, author_name, text, discord_id=discord_id,
+                                   reply_to_discord_id=reply_to_discord_id)
+            if len(text) > self.settings.max_input_chars:
+                return Reply(TOO_LONG, from_model=False)
+            messages = await self.history.recent(channel_id, self.settings.history_messages)
+            turns = turns_from_history(messages)
+            try:
+                # Tokenizing the window is CPU work: keep it off the event loop too.
+                prompt, kept = await asyncio.to_thread(fit_prompt, self.tokenizer, self.card, turns,
+                                                       self.settings.context_tokens, self.prompt_format)
+                generation = await self.engine.generate(prompt)
+            except EngineBusy:
+                return Reply(WAIT_YOUR_TURN, from_model=False)
+            except Exception:
+                log.exception("reply failed in channel %s", channel_id)
+                return Reply(APOLOGY, from_model=False)
+            reply = reply_text(generation.text, self.card) or "..."
+            await self.history.add(channel_id, self.bot_user_id, self.card.aliases[-1], reply, by_bot=True,
+                                   adapter_version=self.adapter_version)
+            return Reply(reply, from_model=True, ended=generation.ended, context_turns=kept)
