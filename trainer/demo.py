@@ -2,12 +2,15 @@
 with no token and no download:
 1. build the dataset from data/ (statistics table, composition chart);
 2. QLoRA-train an adapter with the smollm2-cpu profile (eval loss before and after);
-3. ask the untuned base model and the new adapter the same questions, side by side.
+3. ask the untuned base model and the new adapter the same questions, side by side;
+4. a scripted multi-turn conversation through the bot's console mode (database, context window,
+   batching worker) with the new adapter.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 
 from rich.console import Console
@@ -23,6 +26,12 @@ DEMO_QUESTIONS = [
     "What is the capital of France?",
 ]
 MAX_NEW_TOKENS = 80
+CONVERSATION = [
+    "Hey Inosuke! I brought you some tempura.",
+    "It's all yours. What will you do after eating?",
+    "Can I come train with you?",
+    "Thanks, you're a good friend.",
+]
 
 
 def run_demo(console: Console | None = None) -> None:
@@ -61,6 +70,9 @@ def run_demo(console: Console | None = None) -> None:
             # markup=False: the model's text may contain [brackets] that rich would eat.
             console.print(f"  {label} {name}: {reply_text(answer.text, card)}  [{answer.new_tokens} tokens, {stop}]",
                           highlight=False, markup=False)
+    console.rule(f"4. A conversation through the bot's console mode (adapter {outcome.adapter.name})")
+    asyncio.run(console_conversation(outcome.adapter))
+
     console.rule("Summary")
     console.print(f"eval loss on held-out conversations: {training['eval_loss_before']:.3f} (base) -> "
                   f"{training['best_eval_loss']:.3f} (adapter {outcome.adapter.name}, best step {training['best_step']})")
@@ -70,3 +82,17 @@ def run_demo(console: Console | None = None) -> None:
                   f"dataset chart: {state_dir() / 'dataset' / 'composition.png'}")
     console.print(f"try it: .venv/bin/python -m trainer chat --adapter {outcome.adapter}")
     console.rule(f"demo finished in {time.perf_counter() - started:.0f}s")
+
+
+async def console_conversation(adapter) -> None:
+    """The bot's own runtime (database migrated to head, batching worker, context window) in a
+    fresh console channel, so every demo starts the conversation anew."""
+    from bot.console import CONSOLE_CHANNEL, converse
+    from bot.runtime import start_runtime
+
+    runtime = await start_runtime(model=EMBEDDED_SPEC, adapter=adapter, card_path=DEFAULT_CARD, max_new_tokens=MAX_NEW_TOKENS)
+    try:
+        await runtime.history.reset(CONSOLE_CHANNEL)
+        await converse(runtime, CONVERSATION)
+    finally:
+        await runtime.close()
