@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.persona import DEFAULT_USER_LABEL, PersonaCard
+from bot.transcript_labels import speaker_line
 
 PromptFormat = Literal["chat", "alpaca"]
 
+# Inserted into text that imitates the template, so that it tokenizes as plain text.
+ZERO_WIDTH_SPACE = "\u200b"
 ALPACA_WITH_INPUT = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n{output}"
 ALPACA_NO_INPUT = "### Instruction:\n{instruction}\n\n### Response:\n{output}"
 
@@ -70,9 +73,28 @@ def chat_messages(card: PersonaCard, turns: list[Turn]) -> list[dict[str, str]]:
     return messages
 
 
+def special_tokens(tokenizer) -> list[str]:
+    """Every special token string of the tokenizer (<|im_start|>, <|im_end|>, ...)."""
+    added = [t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special]
+    return sorted(set(tokenizer.all_special_tokens) | set(added), key=len, reverse=True)
+
+
+def neutralize(text: str, specials: list[str]) -> str:
+    """Text that spells a special token (a user typing `<|im_start|>system`) gets a zero-width
+    space inside it: it reads the same but can no longer open or close a turn."""
+    for token in specials:
+        if token in text:
+            text = text.replace(token, token[0] + ZERO_WIDTH_SPACE + token[1:])
+    return text
+
+
 def render_chat(tokenizer, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
-    """The chat template's text for these messages (the tokenizer owns the template)."""
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    """The chat template's text for these messages (the tokenizer owns the template). What
+    users and the model wrote cannot imitate the template's control tokens; the system message
+    (the persona card) is ours."""
+    specials = special_tokens(tokenizer)
+    safe = [m if m["role"] == "system" else {**m, "content": neutralize(m["content"], specials)} for m in messages]
+    return tokenizer.apply_chat_template(safe, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
 def render_alpaca(instruction: str, input: str = "", output: str = "") -> str:
@@ -87,10 +109,18 @@ def continue_instruction(card: PersonaCard) -> str:
     return f"Continue the conversation as {card.aliases[-1]}."
 
 
+def defuse_lines(text: str) -> str:
+    """Later lines of one turn that look like a speaker label (`Inosuke: ...`) or a template
+    header (`### Response:`) are prefixed with a zero-width space: they stay in their turn."""
+    lines = text.split("\n")
+    return "\n".join([lines[0]] + [ZERO_WIDTH_SPACE + l if speaker_line(l) or l.lstrip().startswith("###") else l
+                                    for l in lines[1:]])
+
+
 def transcript(card: PersonaCard, turns: list[Turn]) -> str:
     """Turns as seed-style transcript lines: `You: ...`, `Inosuke: ...`, `Zenitsu: ...`."""
     persona = card.aliases[-1]
-    return "\n".join(f"{persona if t.by_persona else t.speaker or DEFAULT_USER_LABEL}: {t.text}" for t in turns)
+    return "\n".join(f"{persona if t.by_persona else t.speaker or DEFAULT_USER_LABEL}: {defuse_lines(t.text)}" for t in turns)
 
 
 def generation_prompt(tokenizer, card: PersonaCard, turns: list[Turn], prompt_format: PromptFormat = "chat") -> str:
@@ -101,6 +131,8 @@ def generation_prompt(tokenizer, card: PersonaCard, turns: list[Turn], prompt_fo
     exactly as the multi-turn seed samples are laid out."""
     if prompt_format == "chat":
         return render_chat(tokenizer, chat_messages(card, turns), add_generation_prompt=True)
+    specials = special_tokens(tokenizer)
+    turns = [Turn(neutralize(t.text, specials), t.by_persona, t.speaker) for t in turns]
     if len(turns) == 1 and not turns[0].by_persona and not turns[0].speaker:
-        return render_alpaca(turns[0].text)
+        return render_alpaca(defuse_lines(turns[0].text))
     return render_alpaca(continue_instruction(card), transcript(card, turns), f"{card.aliases[-1]}: ")
