@@ -38,8 +38,6 @@ class ChatSettings:
 class Reply:
     text: str
     from_model: bool  # False for the in-character fallbacks above
-    ended: bool = True
-    context_turns: int = 0
 
 
 class ChatPipeline:
@@ -62,7 +60,7 @@ class ChatPipeline:
             turns = turns_from_history(messages)
             try:
                 # Tokenizing the window is CPU work: keep it off the event loop too.
-                prompt, kept = await asyncio.to_thread(fit_prompt, self.tokenizer, self.card, turns,
+                prompt, _ = await asyncio.to_thread(fit_prompt, self.tokenizer, self.card, turns,
                                                        self.settings.context_tokens, self.prompt_format)
                 generation = await self.engine.generate(prompt)
             except EngineBusy:
@@ -70,7 +68,9 @@ class ChatPipeline:
             except Exception:
                 log.exception("reply failed in channel %s", channel_id)
                 return Reply(APOLOGY, from_model=False)
+            if not generation.ended:
+                log.info("reply in channel %s hit the %d-token limit", channel_id, self.engine.max_new_tokens)
             reply = reply_text(generation.text, self.card) or "..."
             await self.history.add(channel_id, self.bot_user_id, self.card.aliases[-1], reply, by_bot=True,
                                    adapter_version=self.adapter_version)
-            return Reply(reply, from_model=True, ended=generation.ended, context_turns=kept)
+            return Reply(reply, from_model=True)

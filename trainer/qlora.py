@@ -164,7 +164,7 @@ def interrupt_callback(interrupt: Interrupt):
     return _OnInterrupt()
 
 
-def progress_callback(counts_of, eval_note: dict):
+def progress_callback(counts_of):
     """A tqdm bar over optimizer steps with loss, tokens/s and ETA."""
     from tqdm.auto import tqdm
     from transformers import TrainerCallback
@@ -180,12 +180,11 @@ def progress_callback(counts_of, eval_note: dict):
             if logs and "loss" in logs:
                 self.loss = float(logs["loss"])
             if logs and "eval_loss" in logs:
-                eval_note["last"] = float(logs["eval_loss"])
                 tqdm.write(f"step {state.global_step}: eval loss {logs['eval_loss']:.4f}")
 
         def on_step_end(self, args, state, control, **kwargs):
             counts = counts_of()
-            self.bar.set_postfix(loss=f"{self.loss:.3f}", tok_s=f"{counts.tokens_per_second:.0f}",
+            self.bar.set_postfix(loss="-" if math.isnan(self.loss) else f"{self.loss:.3f}", tok_s=f"{counts.tokens_per_second:.0f}",
                                  trained_tok_s=f"{counts.trained_per_second:.0f}", refresh=False)
             self.bar.update(state.global_step - self.bar.n)
 
@@ -198,7 +197,6 @@ def progress_callback(counts_of, eval_note: dict):
 
 @dataclass
 class RunResult:
-    trainer: object
     interrupted: bool
     eval_loss_before: float | None
     counts: TokenCounts
@@ -253,10 +251,9 @@ def make_trainer(model, tokenizer, train_rows, eval_rows, profile: Profile, outp
 
 def run_training(trainer, resume: bool, eval_before: bool) -> RunResult:
     interrupt = Interrupt()
-    eval_note: dict = {}
     trainer.add_callback(final_step_callback())
     trainer.add_callback(interrupt_callback(interrupt))
-    trainer.add_callback(progress_callback(lambda: trainer.__dict__.setdefault("token_counts", TokenCounts()), eval_note))
+    trainer.add_callback(progress_callback(lambda: trainer.__dict__.setdefault("token_counts", TokenCounts())))
     before = None
     if eval_before:
         # The fresh LoRA B matrices are zero: this is the untuned base model's eval loss.
@@ -268,4 +265,4 @@ def run_training(trainer, resume: bool, eval_before: bool) -> RunResult:
     finally:
         interrupt.uninstall()
     counts = trainer.__dict__.get("token_counts", TokenCounts())
-    return RunResult(trainer, interrupt.requested, before, counts, list(trainer.state.log_history))
+    return RunResult(interrupt.requested, before, counts, list(trainer.state.log_history))

@@ -61,13 +61,18 @@ def test_full_queue_is_refused_at_once_and_a_failure_does_not_kill_the_worker(mo
     asyncio.run(main())
 
 
-def test_pipeline_stores_both_sides_keeps_channels_apart_and_answers_in_character(model, tokenizer, persona, tmp_path):
+def migrated_history(tmp_path):
+    """A History on a fresh database file migrated to head, and its engine to dispose of."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     upgrade(url)
+    db = make_engine(url)
+    return History(sessions(db)), db
+
+
+def test_pipeline_stores_both_sides_keeps_channels_apart_and_answers_in_character(model, tokenizer, persona, tmp_path):
+    history, db = migrated_history(tmp_path)  # Alembic runs its own event loop: before ours
 
     async def main():
-        db = make_engine(url)
-        history = History(sessions(db))
         engine = ReplyEngine(model, tokenizer, max_new_tokens=24).start()
         pipeline = ChatPipeline(history, engine, tokenizer, persona, adapter_version="v0042",
                                 settings=ChatSettings(max_input_chars=200))
@@ -89,12 +94,9 @@ def test_pipeline_stores_both_sides_keeps_channels_apart_and_answers_in_characte
 
 
 def test_a_full_queue_gets_wait_your_turn_and_the_message_is_kept(model, tokenizer, persona, tmp_path):
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-    upgrade(url)
+    history, db = migrated_history(tmp_path)
 
     async def main():
-        db = make_engine(url)
-        history = History(sessions(db))
         engine = ReplyEngine(model, tokenizer, max_queue=0)  # every request finds the queue full
         reply = await ChatPipeline(history, engine, tokenizer, persona).respond(5, 9, "Aoi", "Hello?")
         stored = await history.recent(5)
