@@ -38,6 +38,7 @@ class ChatSettings:
 class Reply:
     text: str
     from_model: bool  # False for the in-character fallbacks above
+    message_id: int | None = None  # the stored reply's database id (None for fallbacks, which are not stored)
 
 
 class ChatPipeline:
@@ -71,6 +72,6 @@ class ChatPipeline:
             if not generation.ended:
                 log.info("reply in channel %s hit the %d-token limit", channel_id, self.engine.max_new_tokens)
             reply = reply_text(generation.text, self.card) or "..."
-            await self.history.add(channel_id, self.bot_user_id, self.card.aliases[-1], reply, by_bot=True,
-                                   adapter_version=self.adapter_version)
-            return Reply(reply, from_model=True)
+            stored = await self.history.add(channel_id, self.bot_user_id, self.card.aliases[-1], reply, by_bot=True,
+                                            adapter_version=self.adapter_version)
+            return Reply(reply, from_model=True, message_id=stored)

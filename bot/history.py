@@ -66,3 +66,10 @@ class History:
                 session.add(Channel(id=channel_id, created_at=now(), context_reset_at=now()))
             else:
                 channel.context_reset_at = now()
+
+    async def set_discord_id(self, message_id: int, discord_id: int) -> None:
+        """Record the Discord id of a reply once it has been sent."""
+        async with self.sessions() as session, session.begin():
+            message = await session.get(Message, message_id)
+            if message is not None:
+                message.discord_id = discord_id

@@ -1,0 +1,103 @@
+"""The Discord side: discord.py's client wired to the shared reply pipeline.
+
+When to reply: mentions, replies to the bot, DMs, and channels configured as enabled; never to
+itself; other bots only from an allowlist, and only for a few exchanges in a row (loop breaker).
+Replies show a typing indicator while generating, are split under 2,000 characters, and are sent
+with AllowedMentions that can never ping @everyone, @here or a role, whatever the model writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import discord
+
+from bot.message_split import split_message
+from bot.rate_limit import SLOW_DOWN, RateLimiter
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# A text bot: no voice, so no warnings about voice libraries at start-up.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
+# Users may be pinged (the person replied to); @everyone, @here and roles never.
+SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True)
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    enabled_channels: list[int] = field(default_factory=list)  # reply to every message here, not only mentions
+    bot_allowlist: list[int] = field(default_factory=list)  # other bots it may answer
+    bot_exchange_limit: int = 3  # answers to allowlisted bots in a row per channel before it stops
+    rate_limit_messages: int = 6  # per user ...
+    rate_limit_seconds: float = 60.0  # ... in this sliding window
+
+
+class InosukeBot(discord.Client):
+    def __init__(self, runtime: Runtime, settings: DiscordSettings = DiscordSettings()):
+        intents = discord.Intents.default()
+        intents.message_content = True  # privileged: enable it for the application in the developer portal
+        super().__init__(intents=intents, allowed_mentions=SAFE_MENTIONS)
+        self.runtime, self.settings = runtime, settings
+        self.rate_limiter = RateLimiter(settings.rate_limit_messages, settings.rate_limit_seconds)
+        self._bot_exchanges: defaultdict[int, int] = defaultdict(int)
+
+    async def on_ready(self) -> None:
+        self.runtime.pipeline.bot_user_id = self.user.id
+        log.info("connected as %s (%s) to %d guild(s)", self.user, self.user.id, len(self.guilds))
+
+    def addressed(self, message: discord.Message) -> bool:
+        if message.guild is None or self.user in message.mentions:
+            return True
+        resolved = message.reference.resolved if message.reference else None
+        return isinstance(resolved, discord.Message) and resolved.author.id == self.user.id
+
+    def should_reply(self, message: discord.Message) -> bool:
+        if self.user is None or message.author.id == self.user.id:
+            return False
+        channel = message.channel.id
+        if message.author.bot:
+            if message.author.id not in self.settings.bot_allowlist or self._bot_exchanges[channel] >= self.settings.bot_exchange_limit:
+                return False
+        if not (self.addressed(message) or channel in self.settings.enabled_channels):
+            return False
+        # Any human message resets the loop breaker; a bot's message counts towards it.
+        self._bot_exchanges[channel] = self._bot_exchanges[channel] + 1 if message.author.bot else 0
+        return True
+
+    def message_text(self, message: discord.Message) -> str:
+        """The text as people read it: the bot's own mention dropped, other mentions as @names."""
+        text = re.sub(rf"<@!?{self.user.id}>", "", message.content)
+        for user in message.mentions:
+            text = re.sub(rf"<@!?{user.id}>", f"@{user.display_name}", text)
+        return text.strip() or message.clean_content
+
+    async def on_message(self, message: discord.Message) -> None:
+        if not self.should_reply(message):
+            return
+        if not self.rate_limiter.allow(message.author.id):
+            await self.send_reply(message, SLOW_DOWN)
+            return
+        async with message.channel.typing():
+            reply = await self.runtime.pipeline.respond(
+                message.channel.id, message.author.id, message.author.display_name, self.message_text(message),
+                discord_id=message.id, reply_to_discord_id=message.reference.message_id if message.reference else None)
+        sent = await self.send_reply(message, reply.text)
+        if sent and reply.message_id is not None:
+            await self.runtime.history.set_discord_id(reply.message_id, sent[0].id)
+
+    async def send_reply(self, message: discord.Message, text: str) -> list[discord.Message]:
+        """Send `text` as a reply, split under Discord's limit; a failure is logged, never raised."""
+        sent = []
+        try:
+            for index, chunk in enumerate(split_message(text)):
+                sent.append(await message.channel.send(chunk, reference=message if index == 0 else None,
+                                                       allowed_mentions=SAFE_MENTIONS))
+        except discord.HTTPException:
+            log.exception("could not send a reply in channel %s", message.channel.id)
+        return sent
