@@ -1,93 +1,141 @@
-"""Run as: python -m bot --console [--say TEXT ...] [--adapter PATH | --no-adapter]
-       python -m bot --ask "Who are you?"
+"""Run as: python -m bot [--config config/bot.yaml]            Discord (DISCORD_TOKEN in the environment or .env)
+       python -m bot --console [--say TEXT ...]            the same pipeline in the terminal, no token
+       python -m bot --ask "Who are you?"                  one answer, nothing stored
 
---console runs the bot's reply pipeline and database in the terminal (no Discord token): per-
-channel history in SQLite, context within a token budget, the batching model worker. --ask
-answers one question and keeps nothing. The adapter is the latest in the registry
-(state/adapters/) unless --adapter names one or --no-adapter asks for the bare base model.
+The adapter is the newest in the registry (state/adapters/) unless the config or --adapter names
+one, or --no-adapter asks for the bare base model. The database (INOSUKE_DATABASE_URL, default
+state/inosuke.db) is migrated to the latest schema at start-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import logging
 import time
 from pathlib import Path
 
 from bot.cli import run
-from bot.model_resolver import EMBEDDED_SPEC
+from bot.errors import UserError
+
+log = logging.getLogger("bot")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.splitlines()[0])
-    mode = parser.add_mutually_exclusive_group(required=True)
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Inosuke, the Discord bot.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--console", action="store_true", help="talk to the bot in the terminal (history kept in the database)")
     mode.add_argument("--ask", metavar="TEXT", help="answer one question in persona and exit")
+    parser.add_argument("--config", type=Path, default=None, help="settings file (default: config/bot.yaml)")
     parser.add_argument("--say", action="append", default=None, metavar="TEXT", help="with --console: play these lines, then exit")
-    parser.add_argument("--adapter", type=Path, default=None, help="adapter folder (default: the latest in state/adapters/)")
+    parser.add_argument("--adapter", type=Path, default=None, help="adapter folder (default: the config's, else the newest)")
     parser.add_argument("--no-adapter", action="store_true", help="use the bare base model")
-    parser.add_argument("--model", default=EMBEDDED_SPEC, help="base model without an adapter: smollm2-135m, a local HF folder or a hub id")
-    parser.add_argument("--card", type=Path, default=None, help="persona card (JSON or PNG); default data/persona_card.json")
-    parser.add_argument("--quantization", choices=["nf4", "none"], default="nf4")
-    parser.add_argument("--max-new-tokens", type=int, default=120)
+    parser.add_argument("--model", default=None, help="base model without an adapter (overrides the config)")
+    parser.add_argument("--card", default=None, help="persona card (overrides the config)")
+    parser.add_argument("--quantization", choices=["nf4", "none"], default=None)
+    parser.add_argument("--max-new-tokens", type=int, default=None)
     return parser.parse_args(argv)
 
 
-def chosen_adapter(args) -> Path | None:
+def settings_from(args):
+    from bot.settings import load_settings
+
+    settings = load_settings(args.config)
+    overrides = {k: v for k, v in (("model", args.model), ("card", args.card), ("quantization", args.quantization)) if v}
+    settings = dataclasses.replace(settings, **overrides)
+    if args.max_new_tokens:
+        settings = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, max_new_tokens=args.max_new_tokens))
+    return settings
+
+
+def chosen_adapter(args, settings) -> Path | None:
     from bot.adapters import versions
 
     if args.no_adapter:
         return None
-    if args.adapter:
-        return args.adapter
+    if args.adapter or settings.adapter:
+        return Path(args.adapter or settings.adapter)
     published = versions()
     return published[-1] if published else None
 
 
-def ask(args, adapter: Path | None) -> int:
+def ask(args, settings, adapter: Path | None) -> int:
     from bot.adapters import load_adapted_model, read_adapter
     from bot.generate import generate, reply_text
     from bot.model_resolver import load_model, load_tokenizer
-    from bot.paths import DEFAULT_CARD
+    from bot.paths import PROJECT_ROOT
     from bot.persona import load_card
     from bot.prompt import Turn, generation_prompt
 
-    card = load_card(args.card or DEFAULT_CARD)
+    card = load_card(PROJECT_ROOT / settings.card if not Path(settings.card).is_absolute() else settings.card)
     started = time.perf_counter()
     if adapter:
         info = read_adapter(adapter)
-        tokenizer, model, prompt_format = load_tokenizer(info.base_model), load_adapted_model(info, args.quantization), info.prompt_format
+        tokenizer, model, prompt_format = load_tokenizer(info.base_model), load_adapted_model(info, settings.quantization), info.prompt_format
     else:
-        tokenizer, model, prompt_format = load_tokenizer(args.model), load_model(args.model, args.quantization), "chat"
+        tokenizer, model, prompt_format = load_tokenizer(settings.model), load_model(settings.model, settings.quantization), "chat"
     loaded = time.perf_counter()
     prompt = generation_prompt(tokenizer, card, [Turn(args.ask)], prompt_format)
-    [answer] = generate(model, tokenizer, [prompt], args.max_new_tokens)
+    [answer] = generate(model, tokenizer, [prompt], settings.engine.max_new_tokens)
     print(f"You: {args.ask}\n{card.aliases[-1]}: {reply_text(answer.text, card)}")
-    print(f"[{adapter or args.model}, {args.quantization}: loaded in {loaded - started:.1f}s, "
+    print(f"[{adapter or settings.model}, {settings.quantization}: loaded in {loaded - started:.1f}s, "
           f"{answer.new_tokens} tokens in {time.perf_counter() - loaded:.1f}s]")
     return 0
 
 
-async def console(args, adapter: Path | None) -> int:
-    from bot.console import converse
-    from bot.paths import DEFAULT_CARD
+async def serve(args, settings, adapter: Path | None) -> int:
     from bot.runtime import start_runtime
 
-    runtime = await start_runtime(model=args.model, adapter=adapter, quantization=args.quantization,
-                                  card_path=args.card or DEFAULT_CARD, max_new_tokens=args.max_new_tokens)
+    token = None
+    if not args.console:
+        from bot.settings import discord_token
+
+        token = discord_token()
+        if not token:
+            raise UserError("DISCORD_TOKEN is not set: put the bot's token in the environment or in a .env file "
+                            "(see the README), or try it offline with --console")
+    runtime = await start_runtime(settings, adapter)
     try:
-        return await converse(runtime, args.say)
+        if args.console:
+            from bot.console import converse
+
+            return await converse(runtime, args.say)
+        import aiohttp
+        import discord
+
+        from bot.discord_bot import InosukeBot
+
+        client = InosukeBot(runtime, settings.discord)
+        try:
+            await client.start(token)
+        except discord.LoginFailure:
+            raise UserError("Discord rejected DISCORD_TOKEN (check the bot token in the developer portal)") from None
+        except discord.PrivilegedIntentsRequired:
+            raise UserError("enable the Message Content intent for the bot in the Discord developer portal") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UserError(f"cannot reach Discord ({type(exc).__name__}: {exc})") from None
+        finally:
+            await client.close()
+        return 0
     finally:
         await runtime.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    adapter = chosen_adapter(args)
+    settings = settings_from(args)
+    adapter = chosen_adapter(args, settings)
     if args.ask is not None:
-        return ask(args, adapter)
-    return asyncio.run(console(args, adapter))
+        return ask(args, settings, adapter)
+    return asyncio.run(serve(args, settings, adapter))
+
+
+def entry() -> None:
+    """Console script `inosuke-bot`."""
+    raise SystemExit(run(main))
 
 
 if __name__ == "__main__":
-    raise SystemExit(run(main))
+    entry()

@@ -8,9 +8,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.chat import ChatPipeline, ChatSettings
+from typing import TYPE_CHECKING
+
+from bot.chat import ChatPipeline
 from bot.engine import ReplyEngine
 from bot.history import History
+from bot.paths import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +34,9 @@ class Runtime:
         await self.db_engine.dispose()
 
 
-async def start_runtime(*, model: str, adapter: Path | None, quantization: str = "nf4", card_path: Path,
-                        database_url: str | None = None, settings: ChatSettings = ChatSettings(),
-                        max_batch: int = 8, max_wait_s: float = 0.05, max_queue: int = 32,
-                        max_new_tokens: int = 160, bot_user_id: int = 0) -> Runtime:
+async def start_runtime(settings: BotSettings, adapter: Path | None, database_url: str | None = None) -> Runtime:
+    """Migrate the database, load the model (with `adapter`, or the bare settings.model), start
+    the worker. Model loading runs in threads so an already running event loop stays live."""
     from bot.adapters import load_adapted_model, read_adapter
     from bot.db.database import make_engine, sessions, upgrade
     from bot.model_resolver import load_model, load_tokenizer
@@ -40,19 +45,23 @@ async def start_runtime(*, model: str, adapter: Path | None, quantization: str =
     await asyncio.to_thread(upgrade, database_url)  # Alembic owns the schema: apply pending migrations
     db_engine = make_engine(database_url)
     history = History(sessions(db_engine))
-    card = load_card(card_path)
+    card_path = Path(settings.card)
+    card = load_card(card_path if card_path.is_absolute() else PROJECT_ROOT / card_path)
     if adapter is not None:
         info = read_adapter(adapter)
-        tokenizer = await asyncio.to_thread(load_tokenizer, info.base_model)
-        language_model = await asyncio.to_thread(load_adapted_model, info, quantization)
+        base = info.base_model
+        tokenizer = await asyncio.to_thread(load_tokenizer, base)
+        language_model = await asyncio.to_thread(load_adapted_model, info, settings.quantization)
         version, prompt_format = info.version, info.prompt_format
     else:
-        tokenizer = await asyncio.to_thread(load_tokenizer, model)
-        language_model = await asyncio.to_thread(load_model, model, quantization)
+        base = settings.model
+        tokenizer = await asyncio.to_thread(load_tokenizer, base)
+        language_model = await asyncio.to_thread(load_model, base, settings.quantization)
         version, prompt_format = None, "chat"
-    engine = ReplyEngine(language_model, tokenizer, max_batch=max_batch, max_wait_s=max_wait_s,
-                         max_queue=max_queue, max_new_tokens=max_new_tokens).start()
+    e = settings.engine
+    engine = ReplyEngine(language_model, tokenizer, max_batch=e.max_batch, max_wait_s=e.max_wait_s,
+                         max_queue=e.max_queue, max_new_tokens=e.max_new_tokens).start()
     pipeline = ChatPipeline(history, engine, tokenizer, card, prompt_format=prompt_format,
-                            adapter_version=version, bot_user_id=bot_user_id, settings=settings)
-    log.info("serving %s with adapter %s", model if adapter is None else info.base_model, version or "none (base model)")
+                            adapter_version=version, settings=settings.chat)
+    log.info("serving %s with adapter %s", base, version or "none (base model)")
     return Runtime(pipeline, engine, history, db_engine, version)

@@ -49,5 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """Console script `inosuke-trainer`."""
     raise SystemExit(run(main))
+
+
+if __name__ == "__main__":
+    entry()

@@ -90,7 +90,12 @@ async def console_conversation(adapter) -> None:
     from bot.console import CONSOLE_CHANNEL, converse
     from bot.runtime import start_runtime
 
-    runtime = await start_runtime(model=EMBEDDED_SPEC, adapter=adapter, card_path=DEFAULT_CARD, max_new_tokens=MAX_NEW_TOKENS)
+    import dataclasses
+
+    from bot.settings import BotSettings, EngineSettings
+
+    settings = BotSettings(card=str(DEFAULT_CARD), engine=dataclasses.replace(EngineSettings(), max_new_tokens=MAX_NEW_TOKENS))
+    runtime = await start_runtime(settings, adapter)
     try:
         await runtime.history.reset(CONSOLE_CHANNEL)
         await converse(runtime, CONVERSATION)
