@@ -53,7 +53,7 @@ def settings_from(args):
 def chosen_adapter(args, settings) -> Path | None:
     from bot.adapters import versions
 
-    if args.no_adapter:
+    if args.no_adapter or (args.model and not args.adapter):  # --model asks for that bare base model
         return None
     if args.adapter or settings.adapter:
         return Path(args.adapter or settings.adapter)
