@@ -62,24 +62,16 @@ def chosen_adapter(args, settings) -> Path | None:
 
 
 def ask(args, settings, adapter: Path | None) -> int:
-    from bot.adapters import load_adapted_model, read_adapter
-    from bot.generate import generate, reply_text
-    from bot.model_resolver import load_model, load_tokenizer
+    from bot.local_chat import LocalConversation
     from bot.paths import PROJECT_ROOT
-    from bot.persona import load_card
-    from bot.prompt import Turn, generation_prompt
 
-    card = load_card(PROJECT_ROOT / settings.card if not Path(settings.card).is_absolute() else settings.card)
+    card = Path(settings.card)
     started = time.perf_counter()
-    if adapter:
-        info = read_adapter(adapter)
-        tokenizer, model, prompt_format = load_tokenizer(info.base_model), load_adapted_model(info, settings.quantization), info.prompt_format
-    else:
-        tokenizer, model, prompt_format = load_tokenizer(settings.model), load_model(settings.model, settings.quantization), "chat"
+    conversation = LocalConversation(card if card.is_absolute() else PROJECT_ROOT / card, adapter=adapter, model=settings.model,
+                                     quantization=settings.quantization, max_new_tokens=settings.engine.max_new_tokens)
     loaded = time.perf_counter()
-    prompt = generation_prompt(tokenizer, card, [Turn(args.ask)], prompt_format)
-    [answer] = generate(model, tokenizer, [prompt], settings.engine.max_new_tokens)
-    print(f"You: {args.ask}\n{card.aliases[-1]}: {reply_text(answer.text, card)}")
+    reply, answer = conversation.say(args.ask)
+    print(f"You: {args.ask}\n{conversation.name}: {reply}")
     print(f"[{adapter or settings.model}, {settings.quantization}: loaded in {loaded - started:.1f}s, "
           f"{answer.new_tokens} tokens in {time.perf_counter() - loaded:.1f}s]")
     return 0

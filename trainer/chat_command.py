@@ -21,41 +21,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=128)
 
 
-class Conversation:
-    def __init__(self, adapter: Path, card_path: Path, max_new_tokens: int):
-        from bot.adapters import load_adapted_model, read_adapter
-        from bot.model_resolver import load_tokenizer
-        from bot.persona import load_card
-
-        self.info = read_adapter(adapter)
-        self.card = load_card(card_path)
-        self.tokenizer = load_tokenizer(self.info.base_model)
-        self.model = load_adapted_model(self.info)
-        self.max_new_tokens = max_new_tokens
-        self.turns = []
-
-    def say(self, text: str):
-        from bot.generate import generate, reply_text
-        from bot.prompt import Turn, generation_prompt
-
-        self.turns.append(Turn(text))
-        prompt = generation_prompt(self.tokenizer, self.card, self.turns, self.info.prompt_format)
-        [answer] = generate(self.model, self.tokenizer, [prompt], self.max_new_tokens)
-        reply = reply_text(answer.text, self.card)
-        self.turns.append(Turn(reply, by_persona=True))
-        return reply, answer
-
-
 def run_chat(args) -> int:
-    conversation = Conversation(args.adapter, args.card, args.max_new_tokens)
-    name = conversation.card.aliases[-1]
+    from bot.local_chat import LocalConversation
+
+    conversation = LocalConversation(args.card, adapter=args.adapter, max_new_tokens=args.max_new_tokens)
+    name = conversation.name
     if args.say:
         for line in args.say:
             reply, answer = conversation.say(line)
             stop = "end of turn" if answer.ended else f"token limit {args.max_new_tokens}"
             print(f"You: {line}\n{name}: {reply}\n  [{answer.new_tokens} tokens, stopped at {stop}]")
         return 0
-    print(f"Talking to {name} ({conversation.info.version}, {conversation.info.base_model}). /reset, /quit.")
+    print(f"Talking to {name} ({conversation.adapter.version}, {conversation.base_model}). /reset, /quit.")
     for line in sys.stdin if not sys.stdin.isatty() else iter(lambda: input("You: "), None):
         line = line.strip()
         if line in ("/quit", "/exit"):

@@ -129,3 +129,14 @@ def test_trained_adapter_stops_at_end_of_turn(tmp_path_factory, model_cache, per
     assert not all(g.ended for g in base)
     for question, answer in zip(QUESTIONS, adapted):
         assert answer.ended and answer.new_tokens <= limit // 2, (question, answer)
+
+
+def test_chat_command_holds_a_conversation_with_the_adapter(short_run, capsys):
+    from bot.paths import DEFAULT_CARD
+    from trainer.chat_command import run_chat
+
+    args = argparse.Namespace(adapter=short_run.adapter, say=["Who are you?", "Fight me!"], card=DEFAULT_CARD, max_new_tokens=16)
+    assert run_chat(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "You: Who are you?" and out[1].startswith("Inosuke: ") and "stopped at" in out[2]
+    assert out[3] == "You: Fight me!" and out[4].startswith("Inosuke: ")
