@@ -63,11 +63,10 @@ def chosen_adapter(args, settings) -> Path | None:
 
 def ask(args, settings, adapter: Path | None) -> int:
     from bot.local_chat import LocalConversation
-    from bot.paths import PROJECT_ROOT
+    from bot.paths import project_path
 
-    card = Path(settings.card)
     started = time.perf_counter()
-    conversation = LocalConversation(card if card.is_absolute() else PROJECT_ROOT / card, adapter=adapter, model=settings.model,
+    conversation = LocalConversation(project_path(settings.card), adapter=adapter, model=settings.model,
                                      quantization=settings.quantization, max_new_tokens=settings.engine.max_new_tokens)
     loaded = time.perf_counter()
     reply, answer = conversation.say(args.ask)

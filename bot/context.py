@@ -22,10 +22,20 @@ def fit_prompt(tokenizer, card: PersonaCard, turns: list[Turn], budget: int,
                prompt_format: PromptFormat = "chat") -> tuple[str, int]:
     """The generation prompt of the longest recent stretch of `turns` that fits `budget`
     tokens, and how many turns it holds. The newest turn is always kept (input length is
-    limited before it gets here)."""
-    start = 0
-    while True:
-        prompt = generation_prompt(tokenizer, card, turns[start:], prompt_format)
-        if start == len(turns) - 1 or len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) <= budget:
-            return prompt, len(turns) - start
-        start += 1
+    limited before it gets here). Dropping turns only ever shortens the prompt, so the first
+    start that fits is found by bisection: a few renders, not one per dropped turn."""
+
+    def prompt_from(start: int) -> str:
+        return generation_prompt(tokenizer, card, turns[start:], prompt_format)
+
+    def fits(start: int) -> bool:
+        return len(tokenizer(prompt_from(start), add_special_tokens=False)["input_ids"]) <= budget
+
+    low, high = 0, len(turns) - 1  # the answer lies in [low, high]; high (the newest turn alone) is kept regardless
+    while low < high:
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return prompt_from(low), len(turns) - low

@@ -9,6 +9,13 @@ DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_CARD = DATA_DIR / "persona_card.json"
 
 
+def project_path(value: str | Path) -> Path:
+    """A path from a config or profile: relative paths are relative to the project root, so
+    commands work from any working directory."""
+    path = Path(value)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
 def state_dir() -> Path:
     """Run-time state (database, built datasets, adapters): $INOSUKE_STATE_DIR or ./state."""
     return Path(os.environ.get("INOSUKE_STATE_DIR", PROJECT_ROOT / "state"))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from bot.chat import ChatPipeline
 from bot.engine import ReplyEngine
 from bot.history import History
-from bot.paths import PROJECT_ROOT
+from bot.paths import project_path
 
 if TYPE_CHECKING:
     from bot.settings import BotSettings
@@ -45,8 +45,7 @@ async def start_runtime(settings: BotSettings, adapter: Path | None, database_ur
     await asyncio.to_thread(upgrade, database_url)  # Alembic owns the schema: apply pending migrations
     db_engine = make_engine(database_url)
     history = History(sessions(db_engine))
-    card_path = Path(settings.card)
-    card = load_card(card_path if card_path.is_absolute() else PROJECT_ROOT / card_path)
+    card = load_card(project_path(settings.card))
     if adapter is not None:
         info = read_adapter(adapter)
         base = info.base_model

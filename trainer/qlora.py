@@ -43,10 +43,12 @@ class TokenCounts:
 class CountsTokens:
     """Trainer mixin: counts the tokens of every training step and the time spent in them."""
 
-    token_counts: TokenCounts
+    def __init__(self, *args, **kwargs):
+        self.token_counts = TokenCounts()
+        super().__init__(*args, **kwargs)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        counts = self.__dict__.setdefault("token_counts", TokenCounts())
+        counts = self.token_counts
         ids = inputs["input_ids"]
         counts.positions += ids.numel()
         if "attention_mask" in inputs:
@@ -253,7 +255,7 @@ def run_training(trainer, resume: bool, eval_before: bool) -> RunResult:
     interrupt = Interrupt()
     trainer.add_callback(final_step_callback())
     trainer.add_callback(interrupt_callback(interrupt))
-    trainer.add_callback(progress_callback(lambda: trainer.__dict__.setdefault("token_counts", TokenCounts())))
+    trainer.add_callback(progress_callback(lambda: trainer.token_counts))
     before = None
     if eval_before:
         # The fresh LoRA B matrices are zero: this is the untuned base model's eval loss.
@@ -264,5 +266,5 @@ def run_training(trainer, resume: bool, eval_before: bool) -> RunResult:
         trainer.train(resume_from_checkpoint=True if resume else None)
     finally:
         interrupt.uninstall()
-    counts = trainer.__dict__.get("token_counts", TokenCounts())
+    counts = trainer.token_counts
     return RunResult(interrupt.requested, before, counts, list(trainer.state.log_history))

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bot.errors import UserError
-from bot.paths import PROJECT_ROOT, state_dir
+from bot.paths import project_path, state_dir
 
 RUN_FILE = "run.json"
 
@@ -40,11 +40,6 @@ class TrainOutcome:
     manifest: dict | None
     run_dir: Path
     interrupted: bool
-
-
-def project_path(value: str) -> Path:
-    path = Path(value)
-    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def read_run(run_dir: Path) -> dict:

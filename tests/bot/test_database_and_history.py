@@ -2,6 +2,7 @@
 restart, is labelled by speaker, and fits the token budget."""
 
 import asyncio
+import os
 import sqlite3
 import subprocess
 import sys
@@ -21,7 +22,7 @@ def tables(path):
 
 def test_alembic_cli_honours_the_database_url_and_downgrades(tmp_path):
     path = tmp_path / "bot.db"
-    env = {**__import__("os").environ, "INOSUKE_DATABASE_URL": f"sqlite+aiosqlite:///{path}"}
+    env = {**os.environ, "INOSUKE_DATABASE_URL": f"sqlite+aiosqlite:///{path}"}
     for args in (["upgrade", "head"], ["downgrade", "base"], ["upgrade", "head"]):
         done = subprocess.run([sys.executable, "-m", "alembic", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr

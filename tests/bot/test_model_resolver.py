@@ -1,6 +1,7 @@
 """The resolver with the real embedded model: conversion, both precisions, and clear errors."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -79,7 +80,7 @@ def test_cli_reports_a_missing_model_in_one_line_without_traceback(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "bot", "--ask", "hi", "--model", str(tmp_path / "nope")],
         capture_output=True, text=True, timeout=120,
-        env={**__import__("os").environ, "INOSUKE_STATE_DIR": str(tmp_path / "state")},
+        env={**os.environ, "INOSUKE_STATE_DIR": str(tmp_path / "state")},
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr

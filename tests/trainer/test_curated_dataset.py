@@ -1,6 +1,7 @@
 """The curated data in data/, built by the real command: size, composition, and voice."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -18,7 +19,7 @@ def build(tmp_path_factory, model_cache):
     done = subprocess.run(
         [sys.executable, "-m", "trainer", "data", "build", "--out", str(out)],
         capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT,
-        env={**__import__("os").environ, "INOSUKE_CACHE_DIR": str(model_cache), "COLUMNS": "120"},
+        env={**os.environ, "INOSUKE_CACHE_DIR": str(model_cache), "COLUMNS": "120"},
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "dataset.json").read_text())

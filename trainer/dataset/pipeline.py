@@ -111,7 +111,8 @@ def build_dataset(
         by_origin: dict[str, list[str]] = {}
         for problem in problems:
             by_origin.setdefault(str(problem.origin), []).append(f"{problem.field}: {problem.reason}")
-        unreadable = [p for p in problems if str(p.origin) not in {str(r.origin) for r in bad_rows}]
+        row_origins = {str(r.origin) for r in bad_rows}
+        unreadable = [p for p in problems if str(p.origin) not in row_origins]
         write_jsonl(
             rejects,
             [{"origin": str(r.origin), "problems": by_origin.get(str(r.origin), []), "row": r.data} for r in bad_rows]
