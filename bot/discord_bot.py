@@ -4,6 +4,8 @@ When to reply: mentions, replies to the bot, DMs, and channels configured as ena
 itself; other bots only from an allowlist, and only for a few exchanges in a row (loop breaker).
 Replies show a typing indicator while generating, are split under 2,000 characters, and are sent
 with AllowedMentions that can never ping @everyone, @here or a role, whatever the model writes.
+Every stored reply carries 👍/👎 buttons (bot/discord_rating.py); the slash commands live in
+bot/discord_commands.py and are synced to one guild (development) or globally at start-up.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import discord
+from discord import app_commands
 
+from bot import discord_commands
+from bot.chat import APOLOGY
+from bot.discord_rating import RateButton, rating_view
 from bot.message_split import split_message
 from bot.rate_limit import SLOW_DOWN, RateLimiter
 from bot.runtime import Runtime
@@ -36,6 +42,9 @@ class DiscordSettings:
     bot_exchange_limit: int = 3  # answers to allowlisted bots in a row per channel before it stops
     rate_limit_messages: int = 6  # per user ...
     rate_limit_seconds: float = 60.0  # ... in this sliding window
+    moderator_roles: list[int] = field(default_factory=list)  # role ids that may /approve and /reset (besides Manage Messages)
+    command_guild: int | None = None  # sync slash commands to this guild only (instant; for development); None: globally
+    sync_commands: bool = True  # push the command list to Discord at start-up
 
 
 class InosukeBot(discord.Client):
@@ -46,6 +55,32 @@ class InosukeBot(discord.Client):
         self.runtime, self.settings = runtime, settings
         self.rate_limiter = RateLimiter(settings.rate_limit_messages, settings.rate_limit_seconds)
         self._bot_exchanges: defaultdict[int, int] = defaultdict(int)
+        self.tree = app_commands.CommandTree(self)
+        self.tree.on_error = self.on_command_error
+        discord_commands.install(self.tree)
+
+    async def setup_hook(self) -> None:
+        # Buttons are recognised by their custom_id, so those under replies sent before a
+        # restart keep working.
+        self.add_dynamic_items(RateButton)
+        if self.settings.sync_commands:
+            await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        guild = discord.Object(self.settings.command_guild) if self.settings.command_guild else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        try:
+            synced = await self.tree.sync(guild=guild)
+        except discord.HTTPException as error:  # e.g. invited without the applications.commands scope
+            log.error("could not sync slash commands (%s); re-invite the bot with the applications.commands scope", error)
+            return
+        log.info("synced %d command(s) %s", len(synced), f"to guild {guild.id}" if guild else "globally (may take up to an hour to show)")
+
+    async def on_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        log.error("command %s failed", interaction.command and interaction.command.name, exc_info=error)
+        if not interaction.response.is_done():
+            await interaction.response.send_message(APOLOGY, ephemeral=True)
 
     async def on_ready(self) -> None:
         self.runtime.pipeline.bot_user_id = self.user.id
@@ -87,17 +122,22 @@ class InosukeBot(discord.Client):
             reply = await self.runtime.pipeline.respond(
                 message.channel.id, message.author.id, message.author.display_name, self.message_text(message),
                 discord_id=message.id, reply_to_discord_id=message.reference.message_id if message.reference else None)
-        sent = await self.send_reply(message, reply.text)
+        buttons = rating_view(reply.message_id) if reply.message_id is not None else None
+        sent = await self.send_reply(message, reply.text, buttons)
         if sent and reply.message_id is not None:
             await self.runtime.history.set_discord_id(reply.message_id, sent[0].id)
 
-    async def send_reply(self, message: discord.Message, text: str) -> list[discord.Message]:
-        """Send `text` as a reply, split under Discord's limit; a failure is logged, never raised."""
+    async def send_reply(self, message: discord.Message, text: str, buttons: discord.ui.View | None = None) -> list[discord.Message]:
+        """Send `text` as a reply, split under Discord's limit, with `buttons` under the last
+        chunk (where the reader finishes); a failure is logged, never raised."""
         sent = []
+        chunks = split_message(text)
         try:
-            for index, chunk in enumerate(split_message(text)):
+            for index, chunk in enumerate(chunks):
+                last = index == len(chunks) - 1
                 sent.append(await message.channel.send(chunk, reference=message if index == 0 else None,
-                                                       allowed_mentions=SAFE_MENTIONS))
+                                                       allowed_mentions=SAFE_MENTIONS,
+                                                       view=buttons if last else None))
         except discord.HTTPException:
             log.exception("could not send a reply in channel %s", message.channel.id)
         return sent

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from bot.chat import ChatPipeline
 from bot.engine import ReplyEngine
 from bot.history import History
 from bot.paths import project_path
+from bot.ratings import Ratings
 
 if TYPE_CHECKING:
     from bot.settings import BotSettings
@@ -28,6 +30,15 @@ class Runtime:
     history: History
     db_engine: object
     adapter_version: str | None
+    started_at: float = field(default_factory=time.monotonic)  # for /inosuke's uptime
+
+    @property
+    def ratings(self) -> Ratings:
+        return Ratings(self.history.sessions)
+
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_at
 
     async def close(self) -> None:
         await asyncio.to_thread(self.engine.stop)

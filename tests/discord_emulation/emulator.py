@@ -5,7 +5,9 @@ aiohttp on loopback, so that the real discord.py client runs unchanged against i
 Point discord.py at it with `emulator.patch_discord()` (Route.BASE and
 DiscordWebSocket.DEFAULT_GATEWAY). Tests make users talk with `user_says(...)` and read what the
 bot posted with `wait_for_bot_message(...)`; `drop_gateway()` and `rate_limit_next(n)` inject
-the failures a real bot meets.
+the failures a real bot meets. Interactions: `slash(...)`, `click(...)` and `context_menu(...)`
+send INTERACTION_CREATE as Discord would and return the bot's response (the callback route),
+with the message it created or updated; command sync (PUT .../commands) is recorded.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ BOT_ID = 900_000_000_000_000_001
 APP_ID = 900_000_000_000_000_002
 GUILD_ID = 900_000_000_000_000_010
 EVERYONE_ROLE = GUILD_ID
+MOD_ROLE = 900_000_000_000_000_020  # a role a server may configure as moderators
+# Channel permissions in interaction payloads: view, send, read history; moderators add Manage Messages.
+MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16)
+MANAGE_MESSAGES = 1 << 13
+EPHEMERAL = 1 << 6
 _ids = itertools.count(1_000_000_000_000_000_000)
 
 
@@ -50,6 +57,22 @@ class PostedMessage:
     id: int
     content: str
     payload: dict  # what the bot sent, allowed_mentions included
+    message: dict | None = None  # the message as Discord returned it (components included)
+
+
+@dataclass
+class InteractionResponse:
+    type: int  # 4: message, 5: deferred, 6: deferred update, 7: update the message
+    data: dict
+    message: dict | None  # the message created (type 4) or updated (type 7)
+
+    @property
+    def content(self) -> str:
+        return (self.message or {}).get("content") or self.data.get("content") or ""
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.data.get("flags", 0) & EPHEMERAL)
 
 
 @dataclass
@@ -60,6 +83,7 @@ class Emulator:
     typing: list[int] = field(default_factory=list)
     identifies: int = 0
     resumes: int = 0
+    synced: dict[str, list[dict]] = field(default_factory=dict)  # "global" or a guild id -> commands
 
     def __post_init__(self):
         self.app = web.Application()
@@ -70,7 +94,14 @@ class Emulator:
             web.get("/api/v10/gateway", self.gateway_url),
             web.post("/api/v10/channels/{channel_id}/messages", self.create_message),
             web.post("/api/v10/channels/{channel_id}/typing", self.trigger_typing),
+            web.put("/api/v10/applications/{app_id}/commands", self.sync_commands),
+            web.put("/api/v10/applications/{app_id}/guilds/{guild_id}/commands", self.sync_commands),
+            web.post("/api/v10/interactions/{interaction_id}/{token}/callback", self.interaction_callback),
         ])
+        self._channel_of: dict[str, int] = {}  # interaction id -> its channel
+        self._updating: dict[str, str] = {}  # component interaction id -> the message it may update
+        self._responses: dict[str, asyncio.Future] = {}  # interaction id -> InteractionResponse
+        self._interaction_messages: dict[str, dict] = {}  # messages created by interaction responses
         self._sockets: list[web.WebSocketResponse] = []
         self._events: list[tuple[int, str, dict]] = []  # (sequence, type, data) for RESUME replays
         self._sequence = 0
@@ -135,10 +166,41 @@ class Emulator:
         payload = await request.json()
         message = self.message_json(channel_id, BOT_ID, "Inosuke", payload.get("content", ""), bot=True,
                                     reference=payload.get("message_reference"))
-        self.posted.append(PostedMessage(channel_id, int(message["id"]), message["content"], payload))
+        message["components"] = payload.get("components", [])
+        self.posted.append(PostedMessage(channel_id, int(message["id"]), message["content"], payload, message))
         self._posted_event.set()
         await self.dispatch("MESSAGE_CREATE", message)  # Discord echoes the bot's own messages
         return json_reply(message)
+
+    async def sync_commands(self, request: web.Request) -> web.Response:
+        commands = [{"description": "", "options": [], "nsfw": False, **c, "id": str(snowflake()), "application_id": str(APP_ID), "version": "1",
+                     "default_member_permissions": c.get("default_member_permissions"), "dm_permission": c.get("dm_permission", True)}
+                    for c in await request.json()]
+        self.synced[request.match_info.get("guild_id", "global")] = commands
+        return json_reply(commands)
+
+    async def interaction_callback(self, request: web.Request) -> web.Response:
+        interaction_id = request.match_info["interaction_id"]
+        body = await request.json()
+        kind, data = body["type"], body.get("data") or {}
+        message = None
+        if kind == 4:
+            message = self.message_json(self._channel_of[interaction_id], BOT_ID, "Inosuke", data.get("content", ""), bot=True)
+            message |= {"components": data.get("components", []), "flags": data.get("flags", 0),
+                        "interaction_id": interaction_id}
+            self._interaction_messages[message["id"]] = message
+        elif kind == 7:
+            message = self._interaction_messages.get(self._updating.pop(interaction_id, ""), None)
+            if message is not None:
+                message.update({k: data[k] for k in ("content", "components") if k in data})
+        future = self._responses.get(interaction_id)
+        if future is not None and not future.done():
+            future.set_result(InteractionResponse(kind, data, message))
+        resource = {"type": kind} | ({"message": message} if message else {})
+        return json_reply({"interaction": {"id": interaction_id, "type": 2, "response_message_id": message and message["id"],
+                                           "response_message_loading": kind == 5,
+                                           "response_message_ephemeral": bool(data.get("flags", 0) & EPHEMERAL)},
+                           "resource": resource})
 
     def rate_limit_next(self, count: int) -> None:
         """The next `count` message posts get a 429 with retry-after."""
@@ -204,6 +266,8 @@ class Emulator:
         return {
             "id": str(GUILD_ID), "name": "Butterfly Mansion", "icon": None, "owner_id": str(next(iter(self.users), BOT_ID)),
             "roles": [{"id": str(EVERYONE_ROLE), "name": "@everyone", "permissions": "2248473465835073", "position": 0,
+                       "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
+                      {"id": str(MOD_ROLE), "name": "Hashira", "permissions": "0", "position": 1,
                        "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}],
             "channels": [{"id": str(cid), "type": 0, "name": name, "position": i, "permission_overwrites": [], "guild_id": str(GUILD_ID)}
                          for i, (cid, name) in enumerate(self.channels.items())],
@@ -239,6 +303,63 @@ class Emulator:
                                     reference={"message_id": str(reply_to)} if reply_to else None)
         await self.dispatch("MESSAGE_CREATE", message)
         return message
+
+    # ---- interactions ----------------------------------------------------------------------
+    def member_json(self, user_id: int, *, moderator: bool = False, roles: list[int] = ()) -> dict:
+        return {"user": user_json(user_id, self.users.get(user_id, f"user{user_id}")), "roles": [str(r) for r in roles],
+                "permissions": str(MEMBER_PERMISSIONS | (MANAGE_MESSAGES if moderator else 0)),
+                "joined_at": now_iso(), "deaf": False, "mute": False, "flags": 0}
+
+    async def interact(self, kind: int, channel_id: int, user_id: int, data: dict, *, message: dict | None = None,
+                       moderator: bool = False, roles: list[int] = (), timeout: float = 60) -> InteractionResponse:
+        """Send an INTERACTION_CREATE and wait for the bot's callback."""
+        interaction_id = str(snowflake())
+        payload = {
+            "id": interaction_id, "application_id": str(APP_ID), "type": kind, "data": data, "token": f"token-{interaction_id}",
+            "version": 1, "guild_id": str(GUILD_ID), "channel_id": str(channel_id),
+            "channel": {"id": str(channel_id), "type": 0, "guild_id": str(GUILD_ID), "name": self.channels.get(channel_id, "channel"),
+                        "position": 0, "permission_overwrites": []},
+            "member": self.member_json(user_id, moderator=moderator, roles=roles), "locale": "en-US", "guild_locale": "en-US",
+            "app_permissions": str((1 << 53) - 1), "entitlements": [], "attachment_size_limit": 8 << 20,
+            "authorizing_integration_owners": {"0": str(GUILD_ID)}, "context": 0,
+        }
+        if message is not None:
+            payload["message"] = message
+        self._responses[interaction_id] = asyncio.get_running_loop().create_future()
+        self._channel_of[interaction_id] = channel_id
+        if kind == 3 and message is not None:
+            self._updating[interaction_id] = message["id"]
+        await self.dispatch("INTERACTION_CREATE", payload)
+        async with asyncio.timeout(timeout):
+            return await self._responses[interaction_id]
+
+    def command_id(self, name: str) -> str:
+        known = [c for commands in self.synced.values() for c in commands if c["name"] == name]
+        return known[0]["id"] if known else str(snowflake())
+
+    async def slash(self, channel_id: int, user_id: int, name: str, options: dict | None = None, **member) -> InteractionResponse:
+        kinds = {bool: 5, int: 4, str: 3}
+        data = {"id": self.command_id(name), "name": name, "type": 1, "guild_id": str(GUILD_ID),
+                "options": [{"name": k, "type": kinds[type(v)], "value": v} for k, v in (options or {}).items()]}
+        return await self.interact(2, channel_id, user_id, data, **member)
+
+    async def context_menu(self, channel_id: int, user_id: int, name: str, target: dict, **member) -> InteractionResponse:
+        data = {"id": self.command_id(name), "name": name, "type": 3, "guild_id": str(GUILD_ID), "target_id": target["id"],
+                "resolved": {"messages": {target["id"]: target}}}
+        return await self.interact(2, channel_id, user_id, data, **member)
+
+    @staticmethod
+    def buttons(message: dict) -> dict[str, str]:
+        """A message's buttons: label (or emoji) -> custom_id."""
+        return {c.get("label") or c["emoji"]["name"]: c["custom_id"]
+                for row in message.get("components", []) for c in row.get("components", [])}
+
+    async def click(self, channel_id: int, user_id: int, message: dict, custom_id: str, **member) -> InteractionResponse:
+        """Press a button on a message the bot sent (a channel message or an interaction response)."""
+        buttons = [c["custom_id"] for row in message.get("components", []) for c in row.get("components", [])]
+        assert custom_id in buttons, f"no button {custom_id!r} on the message; it has {buttons}"
+        return await self.interact(3, channel_id, user_id, {"custom_id": custom_id, "component_type": 2},
+                                   message=message, **member)
 
     async def wait_for_bot_message(self, channel_id: int, after: int = 0, timeout: float = 120) -> PostedMessage:
         """The first message the bot posted in the channel after the first `after` ones there."""

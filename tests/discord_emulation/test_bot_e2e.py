@@ -4,74 +4,10 @@ the real embedded model behind the real reply pipeline and a real migrated SQLit
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
-import pytest
-
-from bot.chat import ChatPipeline
-from bot.db.database import make_engine, sessions, upgrade
-from bot.discord_bot import DiscordSettings, InosukeBot
-from bot.engine import ReplyEngine
-from bot.history import History
-from bot.model_resolver import EMBEDDED_SPEC, load_model
-from bot.runtime import Runtime
-from tests.discord_emulation.emulator import Emulator
-
-GENERAL, TRAINING, ENABLED = 101, 102, 103
-TANJIRO, ZENITSU, OTHER_BOT = 201, 202, 299
-
-
-@pytest.fixture(scope="module")
-def model(model_cache):
-    return load_model(EMBEDDED_SPEC, "nf4")
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    path = tmp_path / "bot.db"
-    upgrade(f"sqlite+aiosqlite:///{path}")  # Alembic runs its own event loop: before the test's
-    return path
-
-
-def make_runtime(model, tokenizer, persona, db_path) -> Runtime:
-    db = make_engine(f"sqlite+aiosqlite:///{db_path}")
-    history = History(sessions(db))
-    engine = ReplyEngine(model, tokenizer, max_new_tokens=32).start()
-    pipeline = ChatPipeline(history, engine, tokenizer, persona, adapter_version="v0007")
-    runtime = Runtime(pipeline, engine, history, db, "v0007")
-    runtime.prompts = []
-    generate = engine.generate
-
-    async def recording(prompt):
-        runtime.prompts.append(prompt)
-        return await generate(prompt)
-
-    engine.generate = recording
-    return runtime
-
-
-def run_bot(monkeypatch, runtime, body, settings=DiscordSettings(enabled_channels=[ENABLED], bot_allowlist=[OTHER_BOT])):
-    async def main():
-        emulator = await Emulator(channels={GENERAL: "general", TRAINING: "training", ENABLED: "inosuke-chat"},
-                                  users={TANJIRO: "Tanjiro", ZENITSU: "Zenitsu"}).start()
-        emulator.patch_discord(monkeypatch)
-        client = InosukeBot(runtime, settings)
-        task = asyncio.create_task(client.start("emulated-token"))
-        try:
-            await asyncio.wait_for(client.wait_until_ready(), 30)
-            await body(emulator, client)
-        finally:
-            await client.close()
-            await asyncio.gather(task, return_exceptions=True)
-            await runtime.close()
-            await emulator.stop()
-
-    asyncio.run(main())
-
-
-def rows(db_path, sql):
-    with sqlite3.connect(db_path) as db:
-        return db.execute(sql).fetchall()
+from bot.discord_bot import DiscordSettings
+from tests.discord_emulation.harness import ENABLED, GENERAL, OTHER_BOT, TANJIRO, TRAINING, ZENITSU, make_runtime, rows, run_bot
+from tests.discord_emulation.harness import db_path, model  # noqa: F401  (fixtures)
 
 
 def test_a_mention_gets_a_stored_reply_with_typing_and_safe_mentions(monkeypatch, model, tokenizer, persona, db_path):
@@ -181,12 +117,13 @@ def test_other_bots_only_from_the_allowlist_and_never_in_a_loop(monkeypatch, mod
     assert "stranger" not in " ".join(runtime.prompts)
 
 
-def test_a_restart_keeps_history(monkeypatch, model, tokenizer, persona, db_path):
+def test_a_restart_keeps_history_and_working_buttons(monkeypatch, model, tokenizer, persona, db_path):
     first = make_runtime(model, tokenizer, persona, db_path)
+    earlier = {}
 
     async def before(emulator, client):
         await emulator.user_says(GENERAL, TANJIRO, "My sword is called Crimson Fang.", mention_bot=True)
-        await emulator.wait_for_bot_message(GENERAL)
+        earlier["reply"] = (await emulator.wait_for_bot_message(GENERAL)).message
 
     run_bot(monkeypatch, first, before)
     second = make_runtime(model, tokenizer, persona, db_path)  # a new process would see the same file
@@ -194,6 +131,11 @@ def test_a_restart_keeps_history(monkeypatch, model, tokenizer, persona, db_path
     async def after(emulator, client):
         await emulator.user_says(GENERAL, TANJIRO, "What is my sword called?", mention_bot=True)
         await emulator.wait_for_bot_message(GENERAL)
+        reply = earlier["reply"]  # sent by the previous process
+        thanks = await emulator.click(GENERAL, ZENITSU, reply, emulator.buttons(reply)["👎"])
+        assert "You rated this reply 👎" in thanks.content
 
     run_bot(monkeypatch, second, after)
     assert "Crimson Fang" in second.prompts[0] and "What is my sword called?" in second.prompts[0]
+    first_reply = rows(db_path, "select min(id) from messages where by_bot")[0][0]
+    assert rows(db_path, "select message_id, user_id, score, via from ratings") == [(first_reply, ZENITSU, 1, "button")]
