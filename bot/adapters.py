@@ -61,3 +61,20 @@ def load_adapted_model(info: AdapterInfo, quantization: str | None = None):
     model = PeftModel.from_pretrained(base, str(info.path))
     model.eval()
     return model
+
+
+def find_adapter(spec: str | Path, registry: Path | None = None) -> Path:
+    """An adapter named as a folder path, a registry version (`v0003`), or `latest`."""
+    registry = registry or registry_dir()
+    text = str(spec)
+    if text == "latest":
+        found = versions(registry)
+        if not found:
+            raise UserError(f"{registry}: no adapter published yet (run: python -m trainer train --profile smollm2-cpu)")
+        return found[-1]
+    if VERSION.match(text) and not Path(text).exists():
+        path = registry / text
+        if not path.is_dir():
+            raise UserError(f"{path}: no such adapter version (published: {', '.join(p.name for p in versions(registry)) or 'none'})")
+        return path
+    return Path(text)

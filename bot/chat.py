@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from bot.context import fit_prompt, turns_from_history
-from bot.engine import EngineBusy, ReplyEngine
+from bot.engine import EngineBusy, ModelReleased, ReplyEngine
 from bot.generate import reply_text
 from bot.history import History
 from bot.persona import PersonaCard
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 WAIT_YOUR_TURN = "OI! Everybody's yelling at me at once! Wait your turn, I'll get to you!"
 TOO_LONG = "That's way too many words! Lord Inosuke doesn't read scrolls! Say it shorter!"
 APOLOGY = "Grr... my head's all foggy. Something went wrong. Say that again!"
+TRAINING_IN_THE_MOUNTAINS = "I'm training in the mountains right now! Lord Inosuke will be back stronger. Wait for me!"
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,9 @@ class Reply:
 
 class ChatPipeline:
     def __init__(self, history: History, engine: ReplyEngine, tokenizer, card: PersonaCard, *,
-                 prompt_format: PromptFormat = "chat", adapter_version: str | None = None,
-                 bot_user_id: int = 0, settings: ChatSettings = ChatSettings()):
+                 prompt_format: PromptFormat = "chat", bot_user_id: int = 0, settings: ChatSettings = ChatSettings()):
         self.history, self.engine, self.tokenizer, self.card = history, engine, tokenizer, card
-        self.prompt_format, self.adapter_version, self.bot_user_id, self.settings = prompt_format, adapter_version, bot_user_id, settings
+        self.prompt_format, self.bot_user_id, self.settings = prompt_format, bot_user_id, settings
         self._channel_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def respond(self, channel_id: int, author_id: int, author_name: str, text: str, *,
@@ -66,6 +66,8 @@ class ChatPipeline:
                 generation = await self.engine.generate(prompt)
             except EngineBusy:
                 return Reply(WAIT_YOUR_TURN, from_model=False)
+            except ModelReleased:
+                return Reply(TRAINING_IN_THE_MOUNTAINS, from_model=False)
             except Exception:
                 log.exception("reply failed in channel %s", channel_id)
                 return Reply(APOLOGY, from_model=False)
@@ -73,5 +75,5 @@ class ChatPipeline:
                 log.info("reply in channel %s hit the %d-token limit", channel_id, self.engine.max_new_tokens)
             reply = reply_text(generation.text, self.card) or "..."
             stored = await self.history.add(channel_id, self.bot_user_id, self.card.aliases[-1], reply, by_bot=True,
-                                            adapter_version=self.adapter_version)
+                                            adapter_version=generation.adapter_version)  # the adapter that wrote it, even mid-swap
             return Reply(reply, from_model=True, message_id=stored)

@@ -188,7 +188,7 @@ def format_uptime(seconds: float) -> str:
 @app_commands.command(name="inosuke", description="Which adapter is serving, the queue, the uptime")
 async def status(interaction: discord.Interaction) -> None:
     runtime = interaction.client.runtime
-    version = runtime.pipeline.adapter_version or "none (base model)"
+    version = runtime.engine.version or "none (base model)"
     await interaction.response.send_message(
         f"Adapter: {version}\nQueue: {runtime.engine.queue_length} waiting\nUptime: {format_uptime(runtime.uptime_s)}",
         ephemeral=True)

@@ -20,6 +20,7 @@ class Generation:
     text: str
     new_tokens: int
     ended: bool  # the model produced its end-of-turn token (rather than hitting the token limit)
+    adapter_version: str | None = None  # set by the engine: the adapter that wrote it
 
 
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 128,

@@ -29,12 +29,17 @@ class Runtime:
     engine: ReplyEngine
     history: History
     db_engine: object
-    adapter_version: str | None
+    base_model: str | None = None  # what the model was loaded from (for hot swaps)
+    quantization: str = "nf4"
     started_at: float = field(default_factory=time.monotonic)  # for /inosuke's uptime
 
     @property
     def ratings(self) -> Ratings:
         return Ratings(self.history.sessions)
+
+    @property
+    def adapter_version(self) -> str | None:
+        return self.engine.version
 
     @property
     def uptime_s(self) -> float:
@@ -70,8 +75,7 @@ async def start_runtime(settings: BotSettings, adapter: Path | None, database_ur
         version, prompt_format = None, "chat"
     e = settings.engine
     engine = ReplyEngine(language_model, tokenizer, max_batch=e.max_batch, max_wait_s=e.max_wait_s,
-                         max_queue=e.max_queue, max_new_tokens=e.max_new_tokens).start()
-    pipeline = ChatPipeline(history, engine, tokenizer, card, prompt_format=prompt_format,
-                            adapter_version=version, settings=settings.chat)
+                         max_queue=e.max_queue, max_new_tokens=e.max_new_tokens, version=version).start()
+    pipeline = ChatPipeline(history, engine, tokenizer, card, prompt_format=prompt_format, settings=settings.chat)
     log.info("serving %s with adapter %s", base, version or "none (base model)")
-    return Runtime(pipeline, engine, history, db_engine, version)
+    return Runtime(pipeline, engine, history, db_engine, base, settings.quantization)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from bot.adapter_follower import ServingSettings
 from bot.chat import ChatSettings
 from bot.config import build, read_yaml
 from bot.discord_bot import DiscordSettings
@@ -33,6 +34,7 @@ class BotSettings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
 
 
 def load_settings(path: Path | None = None) -> BotSettings:

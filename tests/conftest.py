@@ -32,3 +32,18 @@ def tokenizer(model_cache):
     from bot.model_resolver import EMBEDDED_SPEC, load_tokenizer
 
     return load_tokenizer(EMBEDDED_SPEC)
+
+
+@pytest.fixture(scope="session")
+def trained_adapter(tmp_path_factory, model_cache):
+    """A real adapter from a short run of the smollm2-cpu profile at its own learning rate (24
+    steps): enough to learn the voice and to stop at end of turn. Shared by the trainer,
+    evaluation and feedback-loop tests."""
+    import argparse
+
+    from trainer.train_command import run_train
+
+    tmp = tmp_path_factory.mktemp("trained")
+    args = argparse.Namespace(profile="smollm2-cpu", overrides=["max_steps=24", "eval_every=24", "eval_max_samples=4", "batch_size=1"],
+                              resume=None, show_masks=False, runs=tmp / "runs", registry=tmp / "adapters")
+    return run_train(args)

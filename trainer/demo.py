@@ -3,7 +3,9 @@ with no token and no download:
 1. build the dataset from data/ (statistics table, composition chart);
 2. QLoRA-train an adapter with the smollm2-cpu profile (eval loss before and after);
 3. ask the untuned base model and the new adapter the same questions, side by side;
-4. a scripted multi-turn conversation through the bot's console mode (database, context window,
+4. the persona evaluation on the fixed held-out set (evals/): the adapter against the untuned
+   base, with the retraining gate's verdict and a report (`python -m trainer eval`);
+5. a scripted multi-turn conversation through the bot's console mode (database, context window,
    batching worker) with the new adapter.
 """
 
@@ -70,7 +72,13 @@ def run_demo(console: Console | None = None) -> None:
             # markup=False: the model's text may contain [brackets] that rich would eat.
             console.print(f"  {label} {name}: {reply_text(answer.text, card)}  [{answer.new_tokens} tokens, {stop}]",
                           highlight=False, markup=False)
-    console.rule(f"4. A conversation through the bot's console mode (adapter {outcome.adapter.name})")
+    console.rule(f"4. Persona evaluation on the held-out set: {outcome.adapter.name} vs the untuned base")
+    from trainer.eval_command import compare, print_comparison
+
+    evaluation = compare(str(outcome.adapter), "base")
+    print_comparison(evaluation, console)
+
+    console.rule(f"5. A conversation through the bot's console mode (adapter {outcome.adapter.name})")
     asyncio.run(console_conversation(outcome.adapter))
 
     console.rule("Summary")
@@ -78,6 +86,11 @@ def run_demo(console: Console | None = None) -> None:
                   f"{training['best_eval_loss']:.3f} (adapter {outcome.adapter.name}, best step {training['best_step']})")
     console.print(f"replies ending at end of turn: base {sum(a.ended for a in base)}/{len(base)}, "
                   f"adapter {sum(a.ended for a in adapted)}/{len(adapted)}")
+    a, b = evaluation.a, evaluation.b
+    console.print(f"held-out evaluation, adapter vs base: style score {a['style_score']:.3f} vs {b['style_score']:.3f}; "
+                  f"failure rate {a['failure_rate']:.1%} vs {b['failure_rate']:.1%}; generic QA {a['qa_accuracy']:.0%} vs "
+                  f"{b['qa_accuracy']:.0%}; multi-turn {a['multi_turn_score']:.0%} vs {b['multi_turn_score']:.0%} "
+                  f"(report: {evaluation.report})", highlight=False)
     console.print(f"adapter: {outcome.adapter} (training_curve.png, manifest.json); "
                   f"dataset chart: {state_dir() / 'dataset' / 'composition.png'}")
     console.print(f"try it: .venv/bin/python -m trainer chat --adapter {outcome.adapter}")

@@ -222,6 +222,10 @@ def run_train(args) -> TrainOutcome:
         shutil.rmtree(staged, ignore_errors=True)
         raise
     manifest["version"] = adapter.name
+    if getattr(args, "promote", True):  # a manual training means "serve this"; retrain promotes only through its gate
+        from bot.serving import promote
+
+        promote(adapter, args.registry, reason=f"trained with profile {profile.name}")
     run.update(status="finished", adapter=str(adapter))
     write_run(run_dir, run)
     t = manifest["training"]

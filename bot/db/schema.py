@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -75,3 +75,22 @@ class OptOut(Base):
     __tablename__ = "opt_outs"
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TrainingRun(Base):
+    """One `trainer retrain`: the data it used, the gate's metrics and its decision."""
+
+    __tablename__ = "training_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))  # running, promoted, rejected, failed
+    profile: Mapped[str] = mapped_column(String(100))
+    candidate_version: Mapped[str | None] = mapped_column(String(40))
+    previous_version: Mapped[str | None] = mapped_column(String(40))
+    curated_samples: Mapped[int] = mapped_column(default=0)
+    approved_samples: Mapped[int] = mapped_column(default=0)
+    preference_labels: Mapped[int] = mapped_column(default=0)
+    last_reply_id: Mapped[int | None] = mapped_column()
+    metrics: Mapped[dict | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)

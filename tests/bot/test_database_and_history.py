@@ -26,7 +26,7 @@ def test_alembic_cli_honours_the_database_url_and_downgrades(tmp_path):
     for args in (["upgrade", "head"], ["downgrade", "base"], ["upgrade", "head"]):
         done = subprocess.run([sys.executable, "-m", "alembic", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
-        head = {"alembic_version", "channels", "messages", "ratings", "approvals", "opt_outs"}
+        head = {"alembic_version", "channels", "messages", "ratings", "approvals", "opt_outs", "training_runs"}
         expected = head if args[0] == "upgrade" else {"alembic_version"}
         assert tables(path) == expected
 

@@ -73,9 +73,8 @@ def test_pipeline_stores_both_sides_keeps_channels_apart_and_answers_in_characte
     history, db = migrated_history(tmp_path)  # Alembic runs its own event loop: before ours
 
     async def main():
-        engine = ReplyEngine(model, tokenizer, max_new_tokens=24).start()
-        pipeline = ChatPipeline(history, engine, tokenizer, persona, adapter_version="v0042",
-                                settings=ChatSettings(max_input_chars=200))
+        engine = ReplyEngine(model, tokenizer, max_new_tokens=24, version="v0042").start()
+        pipeline = ChatPipeline(history, engine, tokenizer, persona, settings=ChatSettings(max_input_chars=200))
         try:
             a, b = await asyncio.gather(pipeline.respond(1, 7, "Kanao", "Who are you?"),
                                         pipeline.respond(2, 8, "Genya", "What is the capital of France?"))

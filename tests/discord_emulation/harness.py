@@ -25,9 +25,9 @@ TANJIRO, ZENITSU, OTHER_BOT = 201, 202, 299
 def make_runtime(model, tokenizer, persona, db_path) -> Runtime:
     db = make_engine(f"sqlite+aiosqlite:///{db_path}")
     history = History(sessions(db))
-    engine = ReplyEngine(model, tokenizer, max_new_tokens=32).start()
-    pipeline = ChatPipeline(history, engine, tokenizer, persona, adapter_version="v0007")
-    runtime = Runtime(pipeline, engine, history, db, "v0007")
+    engine = ReplyEngine(model, tokenizer, max_new_tokens=32, version="v0007").start()
+    pipeline = ChatPipeline(history, engine, tokenizer, persona)
+    runtime = Runtime(pipeline, engine, history, db)
     runtime.prompts = []
     generate = engine.generate
 

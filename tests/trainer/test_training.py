@@ -117,10 +117,10 @@ def test_resume_after_ctrl_c_repeats_no_data_and_loses_no_progress(short_run, tm
     assert resumed.manifest["training"]["eval_loss_before"] == pytest.approx(short_run.manifest["training"]["eval_loss_before"])
 
 
-def test_trained_adapter_stops_at_end_of_turn(tmp_path_factory, model_cache, persona, tokenizer):
+def test_trained_adapter_stops_at_end_of_turn(trained_adapter, persona, tokenizer):
     """After a short run at the profile's own learning rate, replies end with the end-of-turn
     token well before the limit (the untuned base model runs on for some of these)."""
-    outcome = train(tmp_path_factory.mktemp("stop"), ["max_steps=24", "eval_every=24", "eval_max_samples=4", "batch_size=1"])
+    outcome = trained_adapter
     assert outcome.manifest["training"]["best_eval_loss"] < outcome.manifest["training"]["eval_loss_before"] - 0.3
     limit = 96
     prompts = [generation_prompt(tokenizer, persona, [Turn(q)]) for q in QUESTIONS]

@@ -66,10 +66,19 @@ def conversation_samples(rng: random.Random) -> list[dict]:
     return samples
 
 
+ARITHMETIC_SAMPLES = 56
+
+
+def heldout_questions() -> set[str]:
+    """The held-out evaluation questions (evals/): never composed into training data."""
+    path = Path(__file__).resolve().parents[2] / "evals" / "generic_qa.jsonl"
+    return {json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
 def qa_samples(rng: random.Random) -> list[dict]:
     samples = [sample(q, a) for q, a in QA_FACTS]
-    seen = set()
-    while len(samples) < len(QA_FACTS) + 24:
+    seen = heldout_questions()
+    while len(samples) < len(QA_FACTS) + ARITHMETIC_SAMPLES:
         template = rng.choice(ARITHMETIC_QUESTIONS)
         a, b = rng.randint(2, 60), rng.randint(2, 30)
         if "minus" in template or "-" in template:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from bot.persona import PersonaCard
-from bot.prompt import chat_messages
+from bot.prompt import Turn, chat_messages, continue_instruction, transcript
 from trainer.dataset.records import Problem, RawRow, Record
 from trainer.dataset.transcript import is_transcript, record_turns, split_transcript
 
@@ -20,6 +20,8 @@ def validate_row(
 ) -> Record | list[Problem]:
     """A Record, or every problem found in the row (not just the first)."""
     data = row.data
+    if isinstance(data, dict) and "messages" in data:
+        return validate_chat_row(row, persona, max_tokens, count_tokens)
     if not isinstance(data, dict):
         return [Problem(row.origin, "record", f"expected an object with instruction/input/output, got {type(data).__name__}")]
     problems: list[Problem] = []
@@ -50,3 +52,45 @@ def validate_row(
         if length > max_tokens:
             return [Problem(row.origin, "sample", f"{length} tokens, over the limit of {max_tokens} (the model's context or the profile's max_seq_len)")]
     return Record(instruction, input, output, row.source, row.origin, messages)
+
+
+def validate_chat_row(
+    row: RawRow, persona: PersonaCard, max_tokens: int | None = None, count_tokens: TokenCounter | None = None
+) -> Record | list[Problem]:
+    """A row in chat format: {"messages": [{"role": "user", "content": ..., "name": "Tanjiro"},
+    {"role": "assistant", "content": ...}, ...]}, as exported from approved chat logs. A system
+    message is ignored (the persona card is the system message); `name` labels a user line in a
+    group conversation exactly as the bot labelled it."""
+    messages = row.data["messages"]
+    if not isinstance(messages, list) or not messages:
+        return [Problem(row.origin, "messages", "expected a non-empty list of {role, content} objects")]
+    problems, turns = [], []
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict):
+            problems.append(Problem(row.origin, where, "expected an object with role and content"))
+            continue
+        role, content, name = message.get("role"), message.get("content"), message.get("name")
+        if role not in ("system", "user", "assistant"):
+            problems.append(Problem(row.origin, f"{where}.role", f"expected system, user or assistant, got {role!r}"))
+        if not isinstance(content, str) or not content.strip():
+            problems.append(Problem(row.origin, f"{where}.content", "missing or empty"))
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            problems.append(Problem(row.origin, f"{where}.name", "must be non-empty text when given"))
+        if not problems and role != "system":
+            turns.append(Turn(content, by_persona=role == "assistant", speaker=name if role == "user" else None))
+    if problems:
+        return problems
+    if not turns or not turns[-1].by_persona:
+        return [Problem(row.origin, "messages", f"must end with a reply by {persona.name} (role assistant)")]
+    if len(turns) == 2 and not turns[0].by_persona and not turns[0].speaker:
+        instruction, input, output = turns[0].text, "", turns[1].text
+    else:
+        instruction, input = continue_instruction(persona), transcript(persona, turns[:-1])
+        output = transcript(persona, turns[-1:])
+    chat = chat_messages(persona, turns)
+    if max_tokens is not None and count_tokens is not None:
+        length = count_tokens(chat)
+        if length > max_tokens:
+            return [Problem(row.origin, "sample", f"{length} tokens, over the limit of {max_tokens} (the model's context or the profile's max_seq_len)")]
+    return Record(instruction, input, output, row.source, row.origin, chat)

@@ -1,0 +1,120 @@
+"""Persona evaluation: each metric on hand-made inputs whose right answer is known, the gate's
+decisions, the held-out set kept out of training, and a real comparison (trained adapter vs
+base): report with its charts, same numbers on a second run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.paths import DATA_DIR
+from trainer.dataset.pipeline import load_records, source_files
+from trainer.evaluation.evaluate import EvalSettings, answered_right
+from trainer.evaluation.failures import check, has_assistant_speak, has_invented_speaker, is_repetition_loop
+from trainer.evaluation.gate import GateSettings, decide
+from trainer.evaluation.heldout import load_heldout
+
+REFERENCE = "TEMPURA?! Give it here! All of it!"
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    from trainer.evaluation.style import StyleScorer
+
+    return StyleScorer()
+
+
+@pytest.fixture(scope="module")
+def heldout(persona):
+    return load_heldout(persona)
+
+
+def test_assistant_speak_is_caught_and_the_persona_voice_is_not(persona):
+    assert has_assistant_speak("As an AI language model, I don't have a favorite food. Let me know if you need anything!")
+    assert has_assistant_speak("I'm here to help! How can I assist you today?")
+    assert not has_assistant_speak("HAH! Lord Inosuke eats everything! Tempura is the best!")
+    assert check("I'm sorry, but I can't help with that.", True, persona).assistant_speak
+
+
+def test_an_invented_next_speaker_line_is_caught(persona):
+    assert has_invented_speaker("Fight me!\nYou: No thanks.", persona)
+    assert has_invented_speaker("Sure.\nUser: what next", persona)
+    assert has_invented_speaker("HAH!\nZenitsu: Please stop yelling.", persona)
+    assert not has_invented_speaker("Inosuke: Fight me! I'm the strongest!", persona)  # his own label is fine
+    assert not has_invented_speaker("Rule one: never lose. Rule two: eat tempura!", persona)  # not at a line start
+
+
+def test_loops_non_stopping_and_empty_replies_are_caught(persona):
+    assert is_repetition_loop("I'm a giant! I'm a giant! I'm a giant! I'm a giant!")
+    assert not is_repetition_loop("I'm a giant! Bigger than a bear! Stronger than a mountain!")
+    assert check("Fight me and then", False, persona).never_stops
+    assert check("Inosuke:", True, persona).empty and check("  ", True, persona).any
+    assert not check("Fight me!", True, persona).any
+
+
+def test_the_exact_reference_scores_highest_and_assistant_text_lowest(scorer, heldout):
+    candidates = [REFERENCE, "Tempura! Mine! All mine, HAH!",
+                  "Thank you! I'd be happy to try some tempura. Let me know if you need anything else.",
+                  "As an AI language model, I don't eat food, but tempura is a Japanese dish."]
+    similarity = scorer.similarity(candidates, [REFERENCE] * len(candidates))
+    assistant = scorer.assistant_likeness(candidates, heldout.assistant_lines)
+    style = [s - a for s, a in zip(similarity, assistant)]
+    assert similarity[0] == pytest.approx(1.0, abs=1e-4)
+    assert style == sorted(style, reverse=True), style
+    assert scorer.similarity([""], [REFERENCE]) == [0.0]
+
+
+def test_generic_answers_are_checked_as_whole_words():
+    assert answered_right("It's 64! Easy!", ("64", "sixty-four"))
+    assert not answered_right("640 boars!", ("64",))
+    assert answered_right("Berlin, the city of sausages!", ("Berlin",))
+    assert not answered_right("twenty-seven", ("seven",))
+    # The answer must come up front, not turn up by chance in a ramble.
+    assert not answered_right("In one year, 12 years * 30 = 408 months. So 1 day is 72 weeks. 1 year is 365 days.", ("365",))
+
+
+def test_the_gate_promotes_only_a_candidate_better_and_no_worse():
+    current = {"eval_loss": 3.4, "style_score": 0.20, "failure_rate": 0.20, "qa_accuracy": 0.60, "multi_turn_score": 0.5}
+    better = dict(current, style_score=0.25, failure_rate=0.10)
+    assert decide(better, current, GateSettings()).passed
+    forgot_facts = dict(better, qa_accuracy=0.45)
+    decision = decide(forgot_facts, current, GateSettings())
+    assert not decision.passed and "generic QA" in decision.reasons[0]
+    same = decide(dict(current), current, GateSettings())
+    assert not same.passed and "no better" in same.reasons[0]
+    assert not decide(better, current, GateSettings(min_style_gain=0.1)).passed  # thresholds come from config
+
+
+def test_the_heldout_set_never_enters_training(persona, heldout):
+    records, problems, _ = load_records(source_files(DATA_DIR), persona, None, None)
+    assert not problems
+    trained = {r.output.removeprefix("Inosuke: ") for r in records} | {r.instruction for r in records}
+    trained |= {line.split(": ", 1)[-1] for r in records for line in r.input.splitlines()}
+    leaked = heldout.texts() & trained
+    assert not leaked, leaked
+
+
+def test_adapter_against_base_report_and_determinism(trained_adapter, tmp_path):
+    from trainer.eval_command import compare
+
+    settings = EvalSettings(max_new_tokens=40)
+    first = compare(str(trained_adapter.adapter), "base", settings=settings, limit=4, out=tmp_path / "one")
+    second = compare(str(trained_adapter.adapter), "base", settings=settings, limit=4, out=tmp_path / "two")
+
+    report = (tmp_path / "one" / "report.md").read_text()
+    for chart in ("metrics.png", "failures.png", "style.png"):
+        assert (tmp_path / "one" / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({chart})" in report
+    assert "## Side by side" in report and "## Multi-turn consistency" in report and "Gate:" in report
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert one == two  # every number and every reply
+
+    a, b = first.a, first.b
+    assert (a["label"], b["label"]) == (trained_adapter.adapter.name, "base")
+    assert len(a["persona"]) == len(a["qa"]) == 4 and all(len(s["turns"]) == 3 for s in a["scripts"])
+    # What fine-tuning bought, even after 24 steps: lower held-out loss, more persona-like, fewer failures.
+    assert a["eval_loss"] < b["eval_loss"] - 0.3
+    assert a["style_score"] > b["style_score"]
+    assert a["failure_rate"] <= b["failure_rate"]
+    assert second.decision == first.decision

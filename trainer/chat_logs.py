@@ -1,0 +1,148 @@
+"""Approved chat logs become training data, and ratings become preference labels.
+
+A reply qualifies when a moderator approved it, or by the rating rules (at least N 👍 and at
+most M 👎, from config/retrain.yaml); a rejected reply never does. Each qualifying reply becomes a
+multi-turn sample with the context it was generated from: the channel's messages before it
+(since the last /reset), labelled and cut to the token budget exactly as the bot did
+(bot.context). Users who opted out (/forget-me) are excluded everywhere: their lines are
+dropped from every context, a reply to one of their messages is not used at all, and their
+ratings do not count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from bot.context import fit_prompt, turns_from_history
+from bot.db.schema import Approval, Channel, Message, OptOut, Rating
+from bot.history import StoredMessage
+from bot.persona import PersonaCard
+from bot.prompt import Turn
+
+
+@dataclass(frozen=True)
+class LogRules:
+    min_thumbs_up: int = 2  # a reply nobody moderated qualifies with at least this many 👍 (score 4-5) ...
+    max_thumbs_down: int = 0  # ... and at most this many 👎 (score 1-2)
+    context_tokens: int = 1024  # the bot's context budget (chat.context_tokens in config/bot.yaml)
+    history_messages: int = 60  # the bot's history window (chat.history_messages)
+
+
+@dataclass
+class LogSample:
+    reply_id: int
+    channel_id: int
+    turns: list[Turn]  # context, then the reply
+    why: str  # "approved" or "ratings"
+
+
+@dataclass
+class Preference:
+    reply_id: int
+    prompt: str  # the generation prompt the reply answered (the adapter's own format)
+    completion: str
+    label: bool  # desirable or not
+
+
+@dataclass
+class LogExport:
+    samples: list[LogSample] = field(default_factory=list)
+    preferences: list[Preference] = field(default_factory=list)
+    rejected: int = 0  # replies a moderator rejected
+    excluded_opted_out: int = 0  # qualifying replies dropped because they answered an opted-out user
+    opted_out_users: set[int] = field(default_factory=set)
+    last_reply_id: int | None = None  # newest qualifying reply (for "new since the last run")
+
+    def sample_rows(self) -> list[dict]:
+        """The samples in the data pipeline's chat format (trainer/dataset/validate.py)."""
+        rows = []
+        for sample in self.samples:
+            messages = []
+            for turn in sample.turns:
+                message = {"role": "assistant" if turn.by_persona else "user", "content": turn.text}
+                if turn.speaker and not turn.by_persona:
+                    message["name"] = turn.speaker
+                messages.append(message)
+            rows.append({"messages": messages, "reply_id": sample.reply_id})
+        return rows
+
+
+def stored(message: Message) -> StoredMessage:
+    return StoredMessage(message.author_id, message.author_name, message.by_bot, message.content, message.created_at)
+
+
+async def collect(sessions, card: PersonaCard, tokenizer, rules: LogRules = LogRules(), prompt_format: str = "chat",
+                  since_reply_id: int | None = None) -> LogExport:
+    """Read the bot's database: qualifying samples (all, or only replies newer than
+    `since_reply_id`) and preference labels."""
+    export = LogExport()
+    async with sessions() as session:
+        export.opted_out_users = set((await session.scalars(select(OptOut.user_id))).all())
+        decisions = {a.message_id: a.approved for a in (await session.scalars(select(Approval))).all()}
+        ratings: dict[int, list[int]] = {}
+        for rating in (await session.scalars(select(Rating))).all():
+            if rating.user_id not in export.opted_out_users:
+                ratings.setdefault(rating.message_id, []).append(rating.score)
+        candidates = set(decisions) | set(ratings)
+        replies = (await session.scalars(select(Message).where(Message.id.in_(candidates), Message.by_bot)
+                                         .order_by(Message.id))).all()
+        resets = {c.id: c.context_reset_at for c in (await session.scalars(select(Channel))).all()}
+
+        for reply in replies:
+            scores = ratings.get(reply.id, [])
+            up, down = sum(s >= 4 for s in scores), sum(s <= 2 for s in scores)
+            decision = decisions.get(reply.id)
+            if decision is False:
+                export.rejected += 1
+            qualifies = decision is True or (decision is None and up >= rules.min_thumbs_up and down <= rules.max_thumbs_down)
+            wanted = since_reply_id is None or reply.id > since_reply_id
+            label = True if decision is True else False if decision is False else \
+                (True if scores and sum(scores) / len(scores) >= 4 else False if scores and sum(scores) / len(scores) <= 2 else None)
+            if not (qualifies or label is not None):
+                continue
+            context = await context_before(session, reply, resets.get(reply.channel_id), rules.history_messages)
+            if not context or context[-1].by_bot or context[-1].author_id in export.opted_out_users:
+                # It answered an opted-out user (or nothing): their words would be needed to make sense of it.
+                if qualifies and wanted:
+                    export.excluded_opted_out += 1
+                continue
+            context = [m for m in context if m.by_bot or m.author_id not in export.opted_out_users]
+            turns = turns_from_history(context)  # labels exactly as the bot put them
+            prompt, kept = await asyncio.to_thread(fit_prompt, tokenizer, card, turns, rules.context_tokens, prompt_format)
+            turns = turns[len(turns) - kept:]
+            if qualifies and wanted:
+                export.samples.append(LogSample(reply.id, reply.channel_id, turns + [Turn(reply.content, by_persona=True)],
+                                                "approved" if decision is True else "ratings"))
+                export.last_reply_id = reply.id
+            if label is not None and wanted:
+                export.preferences.append(Preference(reply.id, prompt, reply.content, label))
+    return export
+
+
+async def context_before(session, reply: Message, reset_at, limit: int) -> list[StoredMessage]:
+    """The channel's messages before the reply, since the /reset before it, oldest first."""
+    query = select(Message).where(Message.channel_id == reply.channel_id, Message.id < reply.id)
+    if reset_at is not None and reset_at < reply.created_at:
+        query = query.where(Message.created_at > reset_at)
+    rows = (await session.scalars(query.order_by(Message.id.desc()).limit(limit))).all()
+    return [stored(m) for m in reversed(rows)]
+
+
+def write_samples(export: LogExport, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in export.sample_rows()), encoding="utf-8")
+    return path
+
+
+def write_preferences(export: LogExport, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"prompt": p.prompt, "completion": p.completion, "label": p.label,
+                                        "reply_id": p.reply_id}, ensure_ascii=False) + "\n"
+                            for p in export.preferences), encoding="utf-8")
+    return path
+

@@ -1,0 +1,120 @@
+"""Evaluate one model (base, or base + adapter) on the held-out set. Generation is batched and
+greedy (the bot's own decoding: same prompt builder, same repetition penalty), with a fixed
+seed, so two runs of the same adapter give the same numbers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from bot.generate import Generation, generate, reply_text
+from bot.persona import PersonaCard
+from bot.prompt import PromptFormat, Turn, generation_prompt
+from trainer.evaluation.failures import FAILURE_KINDS, check
+from trainer.evaluation.gate import GateSettings
+from trainer.evaluation.heldout import HeldOut
+from trainer.evaluation.loss import heldout_loss
+from trainer.evaluation.style import StyleScorer
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    max_new_tokens: int = 96  # longest reply generated per prompt
+    batch_size: int = 8  # prompts generated together
+    seed: int = 0
+    turn_style_min: float = 0.3  # a multi-turn turn passes with this style margin, no failure, expected words
+    gate: GateSettings = field(default_factory=GateSettings)
+
+
+ANSWER_SENTENCES = 2
+
+
+def answered_right(reply: str, answers: tuple[str, ...]) -> bool:
+    """An accepted answer, as a whole word ("64" counts in "It's 64!", not in "640"), within the
+    reply's first two sentences: a reply that rambles on until some right word turns up by
+    chance ("1 day is 72 weeks ... 1 year is 365 days") has not answered."""
+    opening = " ".join(re.split(r"(?<=[.!?])\s+|\n+", reply.strip())[:ANSWER_SENTENCES])
+    return any(re.search(rf"(?<![\w-]){re.escape(a)}(?![\w-])", opening, re.IGNORECASE) for a in answers)
+
+
+def generate_all(model, tokenizer, prompts: list[str], settings: EvalSettings) -> list[Generation]:
+    out = []
+    for start in range(0, len(prompts), settings.batch_size):
+        out += generate(model, tokenizer, prompts[start:start + settings.batch_size], settings.max_new_tokens)
+    return out
+
+
+def score_replies(raw: list[Generation], references: list[str], card: PersonaCard, scorer: StyleScorer,
+                  assistant_lines: list[str]) -> list[dict]:
+    replies = [reply_text(g.text, card) for g in raw]
+    similarity = scorer.similarity(replies, references)
+    assistant = scorer.assistant_likeness(replies, assistant_lines)
+    rows = []
+    for g, reply, sim, asst in zip(raw, replies, similarity, assistant):
+        failures = check(g.text, g.ended, card)
+        rows.append({"reply": reply, "raw": g.text, "tokens": g.new_tokens, "ended": g.ended,
+                     "reference_similarity": sim, "assistant_likeness": asst, "style": sim - asst,
+                     "failures": {k: getattr(failures, k) for k in FAILURE_KINDS}, "failed": failures.any})
+    return rows
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def evaluate_model(label: str, model, tokenizer, card: PersonaCard, prompt_format: PromptFormat, heldout: HeldOut,
+                   scorer: StyleScorer, settings: EvalSettings = EvalSettings()) -> dict:
+    """Every metric for one model, with the per-item rows the report shows."""
+    from transformers import set_seed
+
+    set_seed(settings.seed)  # greedy decoding draws nothing at random; the seed covers anything that would
+
+    def prompt(turns: list[Turn]) -> str:
+        return generation_prompt(tokenizer, card, turns, prompt_format)
+
+    loss, perplexity, loss_tokens = heldout_loss(model, tokenizer, [i.sample for i in heldout.persona], prompt_format)
+
+    raw = generate_all(model, tokenizer, [prompt(i.context) for i in heldout.persona], settings)
+    persona = score_replies(raw, [i.reference for i in heldout.persona], card, scorer, heldout.assistant_lines)
+    for item, row in zip(heldout.persona, persona):
+        row["prompt"] = "\n".join(f"{t.speaker or 'You'}: {t.text}" if not t.by_persona else f"{card.aliases[-1]}: {t.text}"
+                                  for t in item.context)
+        row["reference"] = item.reference
+
+    qa_raw = generate_all(model, tokenizer, [prompt([Turn(q.question)]) for q in heldout.qa], settings)
+    qa = [{"question": q.question, "reply": reply_text(g.text, card), "correct": answered_right(reply_text(g.text, card), q.answers)}
+          for q, g in zip(heldout.qa, qa_raw)]
+
+    scripts = [{"name": s.name, "turns": []} for s in heldout.scripts]
+    histories: list[list[Turn]] = [[] for _ in heldout.scripts]
+    for step in range(max((len(s.turns) for s in heldout.scripts), default=0)):
+        active = [i for i, s in enumerate(heldout.scripts) if step < len(s.turns)]
+        for i in active:
+            histories[i].append(Turn(heldout.scripts[i].turns[step].say))
+        generated = generate_all(model, tokenizer, [prompt(histories[i]) for i in active], settings)
+        rows = score_replies(generated, [heldout.scripts[i].turns[step].reference for i in active], card, scorer,
+                             heldout.assistant_lines)
+        for i, row in zip(active, rows):
+            turn = heldout.scripts[i].turns[step]
+            row["say"], row["expect"] = turn.say, list(turn.expect)
+            row["expect_met"] = all(re.search(re.escape(w), row["reply"], re.IGNORECASE) for w in turn.expect)
+            row["passed"] = row["expect_met"] and not row["failed"] and row["style"] >= settings.turn_style_min
+            scripts[i]["turns"].append(row)
+            histories[i].append(Turn(row["reply"] or "...", by_persona=True))  # his own words, as the bot feeds them back
+    turns = [t for s in scripts for t in s["turns"]]
+
+    return {
+        "label": label,
+        "eval_loss": loss, "perplexity": perplexity, "loss_tokens": loss_tokens,
+        "style_score": mean([r["style"] for r in persona]),
+        "reference_similarity": mean([r["reference_similarity"] for r in persona]),
+        "assistant_likeness": mean([r["assistant_likeness"] for r in persona]),
+        "failure_rate": mean([float(r["failed"]) for r in persona + turns]),
+        "failures": {k: mean([float(r["failures"][k]) for r in persona + turns]) for k in FAILURE_KINDS},
+        "qa_accuracy": mean([float(r["correct"]) for r in qa]),
+        "multi_turn_score": mean([float(t["passed"]) for t in turns]),
+        "multi_turn_style_by_turn": [mean([s["turns"][k]["style"] for s in scripts if k < len(s["turns"])])
+                                     for k in range(max((len(s["turns"]) for s in scripts), default=0))],
+        "persona": persona, "qa": qa, "scripts": scripts,
+        "settings": asdict(settings),
+    }

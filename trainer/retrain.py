@@ -1,0 +1,277 @@
+"""`python -m trainer retrain`: curated data/ plus approved chat logs -> a candidate adapter ->
+evaluated against the adapter in service on the fixed held-out set -> promoted only if the gate
+passes. Every run is recorded in the database (training_runs).
+
+Safety: the training lock makes sure two trainings never overlap; the candidate is published as
+a new registry version in one rename, and only the pointer (bot/serving.py) decides what is
+served, so a failed, rejected or killed run never changes the adapter in service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bot.paths import PROJECT_ROOT, project_path, state_dir
+from trainer.chat_logs import LogExport, LogRules
+
+DEFAULT_RETRAIN_CONFIG = PROJECT_ROOT / "config" / "retrain.yaml"
+APPROVED_LOGS_FILE = "approved_logs.jsonl"
+
+
+@dataclass(frozen=True)
+class KTOSettings:
+    enabled: bool = False  # run a KTO stage on the ratings after supervised training
+    min_labels: int = 16  # ... only when at least this many labelled replies exist (both kinds present)
+    max_steps: int = 20
+    learning_rate: float = 5e-5
+    beta: float = 0.1
+    batch_size: int = 4
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    profile: str = "smollm2-cpu"
+    profile_overrides: list[str] = field(default_factory=list)  # KEY=VALUE, as with `trainer train --set`
+    min_thumbs_up: int = 2  # a reply nobody moderated qualifies with at least this many 👍 ...
+    max_thumbs_down: int = 0  # ... and at most this many 👎; moderator approval always qualifies, rejection never
+    min_new_samples: int = 10  # `trainer schedule` retrains when at least this many new approved samples exist
+    eval_limit: int | None = None  # evaluate on the first N items of each held-out part (None: all)
+    kto: KTOSettings = field(default_factory=KTOSettings)
+
+
+def load_retrain_settings(path: Path = DEFAULT_RETRAIN_CONFIG, overrides: list[str] = ()) -> RetrainSettings:
+    from bot.config import build, read_yaml, set_dotted
+    from bot.errors import UserError
+
+    values = read_yaml(path) if path.exists() else {}
+    for override in overrides:
+        if "=" not in override:
+            raise UserError(f"--set {override}: expected KEY=VALUE, e.g. --set min_new_samples=5")
+        key, raw = override.split("=", 1)
+        set_dotted(values, key.strip(), raw.strip(), f"--set {override}")
+    return build(RetrainSettings, values, str(path))
+
+
+@dataclass
+class RetrainOutcome:
+    status: str  # dry-run, promoted, rejected, failed
+    export: LogExport
+    curated: int
+    candidate: Path | None = None
+    previous: str | None = None
+    comparison: object | None = None
+    reason: str = ""
+    run_id: int | None = None
+    seconds: float = 0.0
+
+
+def log_rules(settings: RetrainSettings) -> LogRules:
+    from bot.settings import load_settings
+
+    chat = load_settings().chat  # the bot's own window: samples get the context the bot really used
+    return LogRules(settings.min_thumbs_up, settings.max_thumbs_down, chat.context_tokens, chat.history_messages)
+
+
+async def export_logs(database_url: str | None, card, tokenizer, rules: LogRules, prompt_format: str,
+                      since_reply_id: int | None = None) -> LogExport:
+    from bot.db.database import make_engine, sessions
+    from trainer.chat_logs import collect
+
+    db = make_engine(database_url)
+    try:
+        return await collect(sessions(db), card, tokenizer, rules, prompt_format, since_reply_id)
+    finally:
+        await db.dispose()
+
+
+async def with_sessions(database_url: str | None, work):
+    from bot.db.database import make_engine, sessions
+
+    db = make_engine(database_url)
+    try:
+        return await work(sessions(db))
+    finally:
+        await db.dispose()
+
+
+def stage_data(curated: Path, export: LogExport, folder: Path) -> Path:
+    """A data folder for this run: the curated files plus approved_logs.jsonl."""
+    from trainer.chat_logs import write_samples
+    from trainer.dataset.pipeline import source_files
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in source_files(curated):
+        shutil.copy2(path, folder / path.name)
+    if export.samples:
+        write_samples(export, folder / APPROVED_LOGS_FILE)
+    return folder
+
+
+def run_retrain(settings: RetrainSettings, eval_settings=None, *, dry_run: bool = False, database_url: str | None = None,
+                registry: Path | None = None, runs: Path | None = None, console=None) -> RetrainOutcome:
+    from rich.console import Console
+
+    from bot.training_lock import training_lock
+
+    console = console or Console()
+    if dry_run:  # reads only: no lock needed, and it may run while a training does
+        return prepare_and_maybe_train(settings, eval_settings, True, database_url, registry, runs, console)
+    with training_lock():
+        return prepare_and_maybe_train(settings, eval_settings, False, database_url, registry, runs, console)
+
+
+def prepare_and_maybe_train(settings, eval_settings, dry_run, database_url, registry, runs, console) -> RetrainOutcome:
+    from bot.adapters import registry_dir, versions
+    from bot.db.database import upgrade
+    from bot.model_resolver import load_tokenizer
+    from bot.persona import load_card
+    from bot.serving import in_service, promote, read_pointer
+    from trainer.profile import load_profile
+
+    started = time.perf_counter()
+    registry = registry or registry_dir()
+    profile = load_profile(settings.profile, settings.profile_overrides)
+    card = load_card(project_path(profile.card))
+    upgrade(database_url)  # the bot may not have run since the last upgrade
+    tokenizer = load_tokenizer(profile.model)
+    export = asyncio.run(export_logs(database_url, card, tokenizer, log_rules(settings), profile.prompt_format))
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    work = state_dir() / "retrain" / stamp
+    staged = stage_data(project_path(profile.data), export, work / "data")
+    curated, preferences = count_curated(staged, card), export.preferences
+    show_export(console, export, curated)
+
+    if dry_run:
+        preview_dataset(console, staged, card, export)
+        shutil.rmtree(work, ignore_errors=True)
+        return RetrainOutcome("dry-run", export, curated, seconds=time.perf_counter() - started)
+
+    # The pointer decides what is served; adopt the newest version explicitly before a candidate appears.
+    if read_pointer(registry) is None and versions(registry):
+        promote(versions(registry)[-1], registry, reason="in service before the first retrain")
+    current = in_service(registry)
+    previous = current.name if current else None
+    run_id = asyncio.run(with_sessions(database_url, lambda s: start_run_record(
+        s, profile.name, previous, curated, len(export.samples), len(preferences), export.last_reply_id)))
+    outcome = RetrainOutcome("failed", export, curated, previous=previous, run_id=run_id)
+    try:
+        candidate = train_candidate(settings, staged, registry, runs, console)
+        if candidate is None:
+            outcome.reason = "training interrupted"
+            return outcome
+        outcome.candidate = candidate
+        if settings.kto.enabled:
+            candidate = maybe_kto(settings.kto, candidate, export, registry, work, console) or candidate
+            outcome.candidate = candidate
+        comparison = evaluate_candidate(candidate, current, eval_settings, settings.eval_limit, work / "eval", console)
+        outcome.comparison = comparison
+        passed = comparison.decision.passed
+        outcome.reason = "; ".join(comparison.decision.reasons)
+        if passed:
+            promote(candidate, registry, reason=f"retrain: {outcome.reason}")
+        outcome.status = "promoted" if passed else "rejected"
+        return outcome
+    except BaseException as exc:
+        outcome.reason = outcome.reason or f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        outcome.seconds = time.perf_counter() - started
+        metrics = None
+        if outcome.comparison is not None:
+            from trainer.evaluation.gate import gate_metrics
+
+            metrics = {"candidate": gate_metrics(outcome.comparison.a), "current": gate_metrics(outcome.comparison.b),
+                       "report": str(outcome.comparison.report)}
+        asyncio.run(with_sessions(database_url, lambda s: finish_run_record(
+            s, run_id, outcome.status, outcome.candidate.name if outcome.candidate else None, metrics, outcome.reason)))
+
+
+async def start_run_record(sessions, *args):
+    from trainer.run_records import start_run
+
+    return await start_run(sessions, *args)
+
+
+async def finish_run_record(sessions, run_id, status, candidate, metrics, reason):
+    from trainer.run_records import finish_run
+
+    await finish_run(sessions, run_id, status, candidate=candidate, metrics=metrics, reason=reason)
+
+
+def count_curated(staged: Path, card) -> int:
+    from trainer.dataset.pipeline import load_records, source_files
+
+    files = [f for f in source_files(staged) if f.name != APPROVED_LOGS_FILE]
+    records, _, _ = load_records(files, card, None, None)
+    return len(records)
+
+
+def train_candidate(settings: RetrainSettings, staged: Path, registry: Path, runs: Path | None, console) -> Path | None:
+    from trainer.train_command import run_train
+
+    console.rule(f"Training a candidate (profile {settings.profile})")
+    args = argparse.Namespace(profile=settings.profile, overrides=[*settings.profile_overrides, f"data={staged}"],
+                              resume=None, show_masks=False, runs=runs, registry=registry, promote=False)
+    outcome = run_train(args)
+    return None if outcome.interrupted else outcome.adapter
+
+
+def evaluate_candidate(candidate: Path, current: Path | None, eval_settings, limit, out: Path, console):
+    from trainer.eval_command import compare, print_comparison
+
+    against = str(current) if current is not None else "base"
+    console.rule(f"Evaluating {candidate.name} against {current.name if current else 'the base model'}")
+    comparison = compare(str(candidate), against, settings=eval_settings, limit=limit, out=out)
+    print_comparison(comparison, console)
+    return comparison
+
+
+def maybe_kto(kto: KTOSettings, candidate: Path, export: LogExport, registry: Path, work: Path, console) -> Path | None:
+    labels = [p.label for p in export.preferences]
+    if len(labels) < kto.min_labels or all(labels) or not any(labels):
+        console.print(f"KTO stage skipped: {len(labels)} labelled replies ({sum(labels)} 👍, {len(labels) - sum(labels)} 👎); "
+                      f"needs at least {kto.min_labels} with both kinds", highlight=False)
+        return None
+    from trainer.kto_stage import run_kto
+
+    console.rule(f"KTO stage on {len(labels)} rated replies")
+    return run_kto(candidate, export.preferences, kto, registry, work / "kto")
+
+
+def show_export(console, export: LogExport, curated: int) -> None:
+    by_why = {w: sum(s.why == w for s in export.samples) for w in ("approved", "ratings")}
+    console.print(f"curated samples: {curated}", highlight=False)
+    console.print(f"approved chat-log samples: {len(export.samples)} (moderator-approved {by_why['approved']}, "
+                  f"by ratings {by_why['ratings']}); rejected by moderators: {export.rejected}", highlight=False)
+    console.print(f"preference labels: {len(export.preferences)} ({sum(p.label for p in export.preferences)} 👍, "
+                  f"{sum(not p.label for p in export.preferences)} 👎); opted-out users excluded: "
+                  f"{len(export.opted_out_users)}; replies dropped because they answered one: {export.excluded_opted_out}",
+                  highlight=False)
+
+
+def preview_dataset(console, staged: Path, card, export: LogExport) -> None:
+    """What --dry-run shows: the dataset statistics table and the approved samples themselves."""
+    import tempfile
+
+    from trainer.dataset.pipeline import build_dataset
+    from trainer.dataset.stats import print_table
+
+    with tempfile.TemporaryDirectory() as out:
+        result = build_dataset(staged, card, Path(out))
+    print_table(result.composition, console, title="the dataset this retrain would use")
+    console.print(f"train {len(result.train):,} / eval {len(result.eval):,}; duplicates removed: {len(result.duplicates)}",
+                  highlight=False)
+    for row in export.sample_rows()[:5]:
+        console.print(f"-- reply #{row['reply_id']}", highlight=False)
+        for message in row["messages"]:
+            who = card.aliases[-1] if message["role"] == "assistant" else message.get("name", "You")
+            console.print(f"   {who}: {message['content']}", highlight=False, markup=False)
+    if len(export.samples) > 5:
+        console.print(f"   ... and {len(export.samples) - 5} more", highlight=False)
