@@ -45,18 +45,20 @@ def run_kto(candidate: Path, preferences: list[Preference], settings, registry: 
         output_dir=str(work), max_steps=settings.max_steps, learning_rate=settings.learning_rate, beta=settings.beta,
         per_device_train_batch_size=settings.batch_size, desirable_weight=desirable, undesirable_weight=undesirable,
         logging_steps=1, save_strategy="no", report_to=[], use_cpu=not torch.cuda.is_available(),
-        max_length=1024, seed=0, disable_tqdm=True,
+        max_length=1024, seed=0, disable_tqdm=True, gradient_checkpointing=torch.cuda.is_available(),
     )
     trainer = KTOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     trainer.train()
-    losses = [round(e["loss"], 4) for e in trainer.state.log_history if "loss" in e]
+    logged = [e for e in trainer.state.log_history if "loss" in e and "rewards/margins" in e]
+    losses = [round(float(e["loss"]), 4) for e in logged]
+    margins = [round(float(e["rewards/margins"]), 4) for e in logged]  # liked minus disliked implicit reward
 
     if "ref" in model.peft_config:
         model.delete_adapter("ref")  # the frozen copy TRL made as the reference: not part of the result
     manifest = json.loads((candidate / "manifest.json").read_text())
     manifest["kto"] = {"from": candidate.name, "labels": len(labels), "liked": sum(labels), "disliked": len(labels) - sum(labels),
                        "steps": trainer.state.global_step, "beta": settings.beta, "learning_rate": settings.learning_rate,
-                       "losses": losses, "wall_time_s": round(time.perf_counter() - started, 1)}
+                       "losses": losses, "reward_margins": margins, "wall_time_s": round(time.perf_counter() - started, 1)}
     staged = adapter_registry.staging_dir(registry)
     try:
         model.save_pretrained(staged)

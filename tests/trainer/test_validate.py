@@ -90,3 +90,36 @@ def test_rejects_file_keeps_the_bad_rows(tmp_path, persona):
         {"origin": f"{data / 'a.jsonl'}:2", "problems": ["output: missing"], "row": {"instruction": "x"}},
         {"origin": f"{data / 'a.jsonl'}:3", "problems": ["json: invalid JSON (Expecting value at column 1)"], "row": None},
     ]
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"messages": []}', "messages: expected a non-empty list"),
+        ('{"messages": [{"role": "user", "content": "Hi"}]}', "messages: must end with a reply by Inosuke Hashibira"),
+        ('{"messages": [{"role": "narrator", "content": "Hi"}, {"role": "assistant", "content": "HAH!"}]}',
+         "messages[0].role: expected system, user or assistant, got 'narrator'"),
+        ('{"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "HAH!"}]}',
+         "messages[0].content: missing or empty"),
+        ('{"messages": [{"role": "user", "content": "Hi", "name": ""}, {"role": "assistant", "content": "HAH!"}]}',
+         "messages[0].name: must be non-empty text when given"),
+    ],
+)
+def test_chat_format_rows_are_checked_too(tmp_path, persona, line, message):
+    problems, path = problems_of(tmp_path, persona, "logs.jsonl", line + "\n")
+    assert len(problems) == 1 and problems[0].startswith(f"{path}:1: ") and message in problems[0], problems
+
+
+def test_a_chat_format_row_keeps_its_labels(tmp_path, persona):
+    from bot.prompt import Turn, chat_messages
+
+    row = {"messages": [{"role": "user", "content": "Race you!", "name": "Tanjiro"},
+                        {"role": "user", "content": "Me too!", "name": "Zenitsu"},
+                        {"role": "assistant", "content": "HAH! Both of you, then!"}]}
+    path = tmp_path / "logs.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    [record], problems, _ = load_records([path], persona, None, None)
+    assert not problems
+    assert record.messages == chat_messages(persona, [Turn("Race you!", speaker="Tanjiro"), Turn("Me too!", speaker="Zenitsu"),
+                                                      Turn("HAH! Both of you, then!", by_persona=True)])
+    assert record.messages[1]["content"] == "Tanjiro: Race you!\nZenitsu: Me too!"
