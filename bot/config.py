@@ -69,10 +69,6 @@ def convert(value: Any, hint: Any, where: str, key: str) -> Any:
         if value not in args:
             raise UserError(f"{where}: {key}: {value!r} is not one of {', '.join(repr(a) for a in args)}")
         return value
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise UserError(f"{where}: {key}: expected a mapping, got {value!r}")
-        return {convert(k, args[0], where, key): convert(v, args[1], where, f"{key}.{k}") for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list):
             raise UserError(f"{where}: {key}: expected a list, got {value!r}")

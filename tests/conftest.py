@@ -36,14 +36,15 @@ def tokenizer(model_cache):
 
 @pytest.fixture(scope="session")
 def trained_adapter(tmp_path_factory, model_cache):
-    """A real adapter from a short run of the smollm2-cpu profile at its own learning rate (24
-    steps): enough to learn the voice and to stop at end of turn. Shared by the trainer,
+    """A real adapter from a short run of the smollm2-cpu profile (24 steps at a high learning
+    rate, 3e-4): enough to learn the voice and to stop at end of turn. Shared by the trainer,
     evaluation and feedback-loop tests."""
     import argparse
 
     from trainer.train_command import run_train
 
     tmp = tmp_path_factory.mktemp("trained")
-    args = argparse.Namespace(profile="smollm2-cpu", overrides=["max_steps=24", "eval_every=24", "eval_max_samples=4", "batch_size=1"],
+    args = argparse.Namespace(profile="smollm2-cpu", overrides=["max_steps=24", "eval_every=24", "eval_max_samples=4", "batch_size=1",
+                                                                  "learning_rate=3e-4"],
                               resume=None, show_masks=False, runs=tmp / "runs", registry=tmp / "adapters")
     return run_train(args)

@@ -48,7 +48,6 @@ class Profile:
     memory_budget_gib: float = 6.0
     data: str = "data"
     card: str = "data/persona_card.json"
-    source_weights: dict[str, int] = field(default_factory=dict)  # source (file stem) -> times each sample is seen per epoch
     name: str = ""
 
     def to_dict(self) -> dict:
@@ -87,9 +86,6 @@ def check(profile: Profile, where: str) -> None:
     for key, value in positive.items():
         if value < 1:
             raise UserError(f"{where}: {key}: must be at least 1, got {value}")
-    for source, weight in profile.source_weights.items():
-        if weight < 1:
-            raise UserError(f"{where}: source_weights.{source}: must be at least 1 (a whole number of repeats), got {weight}")
     if not 0 < profile.eval_fraction < 1:
         raise UserError(f"{where}: eval_fraction: must be between 0 and 1, got {profile.eval_fraction}")
     if not 0 <= profile.lora.dropout < 1:

@@ -219,12 +219,6 @@ def keep_4bit_layers_differentiable(model) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def weighted(rows: list[dict], weights: dict[str, int]) -> list[dict]:
-    """Training rows with each source repeated as often as its weight (default 1). Only the
-    training split is weighted: evaluation sees every sample once."""
-    return [row for row in rows for _ in range(weights.get(row["source"], 1))]
-
-
 def make_trainer(model, tokenizer, train_rows, eval_rows, profile: Profile, output_dir: str):
     """The SFTTrainer over our pre-tokenized, pre-masked rows (TRL packs them)."""
     import torch
@@ -242,7 +236,7 @@ def make_trainer(model, tokenizer, train_rows, eval_rows, profile: Profile, outp
     trainer = PersonaTrainer(
         model=model,
         args=sft_config(profile, output_dir, on_gpu),
-        train_dataset=tokenize_rows(tokenizer, weighted(train_rows, profile.source_weights), profile),
+        train_dataset=tokenize_rows(tokenizer, train_rows, profile),
         eval_dataset=tokenize_rows(tokenizer, eval_rows, profile),
         processing_class=tokenizer,
         peft_config=lora_config(profile),

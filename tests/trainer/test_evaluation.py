@@ -72,6 +72,8 @@ def test_generic_answers_are_checked_as_whole_words():
     assert not answered_right("twenty-seven", ("seven",))
     # The answer must come up front, not turn up by chance in a ramble.
     assert not answered_right("In one year, 12 years * 30 = 408 months. So 1 day is 72 weeks. 1 year is 365 days.", ("365",))
+    assert not answered_right("12 * 7 = 64", ("64", "sixty-four"))  # a numeric answer must stand alone
+    assert answered_right("64! Eight eights! Easy!", ("64", "sixty-four"))
 
 
 def test_the_gate_promotes_only_a_candidate_better_and_no_worse():

@@ -32,9 +32,13 @@ ANSWER_SENTENCES = 2
 def answered_right(reply: str, answers: tuple[str, ...]) -> bool:
     """An accepted answer, as a whole word ("64" counts in "It's 64!", not in "640"), within the
     reply's first two sentences: a reply that rambles on until some right word turns up by
-    chance ("1 day is 72 weeks ... 1 year is 365 days") has not answered."""
+    chance ("1 day is 72 weeks ... 1 year is 365 days") has not answered. A numeric answer must
+    be the only number there: "12 * 7 = 64" does not answer "What is 8 times 8?"."""
     opening = " ".join(re.split(r"(?<=[.!?])\s+|\n+", reply.strip())[:ANSWER_SENTENCES])
-    return any(re.search(rf"(?<![\w-]){re.escape(a)}(?![\w-])", opening, re.IGNORECASE) for a in answers)
+    if not any(re.search(rf"(?<![\w-]){re.escape(a)}(?![\w-])", opening, re.IGNORECASE) for a in answers):
+        return False
+    numeric = {a for a in answers if a.isdigit()}
+    return not numeric or set(re.findall(r"\d+", opening)) <= numeric
 
 
 def generate_all(model, tokenizer, prompts: list[str], settings: EvalSettings) -> list[Generation]:
