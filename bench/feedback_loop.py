@@ -84,20 +84,22 @@ async def community_and_bot(settings, serving, steps: int, eval_limit: int | Non
         more = await converse(runtime, [(3, FORGETS, "Genya", "I'm still here, you know."), (3, 14, "Aoi", "Be nice to Genya.")])
         await ratings.decide(more[1], MODERATOR, approved=True)  # its context holds Genya's line: dropped from the sample
 
-        print("\n== 3. Retraining (dry run, then for real)")
+        print("\n== 3. Retraining, as a separate process (dry run, then for real)")
         before = runtime.adapter_version
-        await asyncio.to_thread(retrain, steps, eval_limit, True)
-        outcome = await asyncio.to_thread(retrain, steps, eval_limit, False)
+        await trainer_process(["retrain", "--dry-run"], steps, eval_limit)
+        await trainer_process(["retrain"], steps, eval_limit)
+        run = await last_run(runtime)
+        print_run(run)
         print("\n== 4. The running bot follows")
-        if outcome.status == "promoted":
+        if run.status == "promoted":
             async with asyncio.timeout(120):
-                while runtime.adapter_version != outcome.candidate.name:
+                while runtime.adapter_version != run.candidate_version:
                     await asyncio.sleep(0.2)
         after = await converse(runtime, [(1, 11, "Tanjiro", "Did you get stronger?")])
         stored = await stored_version(runtime, after[0])
         print(f"\nadapter in service: {before or 'none'} -> {runtime.adapter_version or 'none'} "
               f"(swapped without a restart: {follower.swaps}); the next reply was stored with version {stored}")
-        if outcome.status == "promoted" and before is not None:
+        if run.status == "promoted" and before is not None:
             from bot.serving import rollback
 
             print("\n== 5. Rollback")
@@ -119,20 +121,38 @@ async def stored_version(runtime, message_id: int | None) -> str | None:
         return message.adapter_version if message else None
 
 
-def retrain(steps: int, eval_limit: int | None, dry_run: bool):
-    from trainer.eval_command import load_eval_settings
-    from trainer.retrain import load_retrain_settings, run_retrain
-
-    settings = dataclasses.replace(load_retrain_settings(), profile_overrides=[f"max_steps={steps}"], eval_limit=eval_limit)
+async def trainer_process(command: list[str], steps: int, eval_limit: int | None) -> None:
+    """`python -m trainer ...` in its own process, as cron or an operator would run it."""
+    overrides = ["--set", f"profile_overrides=[max_steps={steps}]"]
+    if eval_limit:
+        overrides += ["--set", f"eval_limit={eval_limit}"]
     started = time.perf_counter()
-    outcome = run_retrain(settings, load_eval_settings(), dry_run=dry_run)
-    if not dry_run:
-        print(f"\nretrain: {outcome.status} ({outcome.reason}) in {time.perf_counter() - started:.0f}s; "
-              f"samples: curated {outcome.curated}, approved chat logs {len(outcome.export.samples)}, "
-              f"preference labels {len(outcome.export.preferences)}, rejected {outcome.export.rejected}, "
-              f"dropped (answered an opted-out user) {outcome.export.excluded_opted_out}; "
-              f"candidate {outcome.candidate.name if outcome.candidate else None} vs {outcome.previous or 'base'}")
-    return outcome
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "trainer", *command, *overrides,
+                                                   cwd=Path(__file__).resolve().parents[1])
+    code = await process.wait()
+    print(f"  [python -m trainer {' '.join(command)}: exit {code} after {time.perf_counter() - started:.0f}s]")
+
+
+async def last_run(runtime):
+    from sqlalchemy import select
+
+    from bot.db.schema import TrainingRun
+
+    async with runtime.history.sessions() as session:
+        return await session.scalar(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(1))
+
+
+def print_run(run) -> None:
+    print(f"\nrun #{run.id}: {run.status}: {run.reason}")
+    print(f"  samples: curated {run.curated_samples}, approved chat logs {run.approved_samples}, "
+          f"preference labels {run.preference_labels}")
+    print(f"  adapters: candidate {run.candidate_version}, in service before {run.previous_version or 'none (base model)'}")
+    if run.metrics:
+        candidate, current = run.metrics["candidate"], run.metrics["current"]
+        print(f"  {'gate metric':<18}{'candidate':>10}{'current':>10}")
+        for name in candidate:
+            print(f"  {name:<18}{candidate[name]:>10.3f}{current[name]:>10.3f}")
+        print(f"  report: {run.metrics['report']}")
 
 
 def main() -> None:

@@ -142,7 +142,10 @@ class Interrupt:
     previous: object = None
 
     def install(self) -> None:
-        self.previous = signal.signal(signal.SIGINT, self.handle)
+        import threading
+
+        if threading.current_thread() is threading.main_thread():  # Python only lets the main thread catch signals
+            self.previous = signal.signal(signal.SIGINT, self.handle)
 
     def uninstall(self) -> None:
         if self.previous is not None:

@@ -19,9 +19,10 @@ from bot.prompt import Turn, generation_prompt
 from trainer import qlora
 from trainer.train_command import library_versions, read_run, run_train
 
-# A deliberately high learning rate: the eval loss falls, then climbs, so the best checkpoint is
+# A deliberately high, constant learning rate: the eval loss falls, then climbs, so the best checkpoint is
 # not the last one and keeping the right one matters.
-SHORT = ["max_steps=6", "eval_every=2", "eval_max_samples=4", "batch_size=1", "learning_rate=2e-2", "warmup_ratio=0"]
+SHORT = ["max_steps=6", "eval_every=2", "eval_max_samples=4", "batch_size=1", "learning_rate=2e-2", "warmup_ratio=0",
+         "lr_scheduler=constant"]
 QUESTIONS = ["Who are you?", "What's your favorite food?", "Do you like trains?", "What do you think of Zenitsu?"]
 
 
