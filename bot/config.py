@@ -96,3 +96,15 @@ def set_dotted(values: dict, dotted: str, raw: str, where: str) -> None:
         if not isinstance(node, dict):
             raise UserError(f"{where}: {dotted}: {part} is not a section")
     node[leaf] = yaml.safe_load(raw) if raw != "" else ""
+
+
+def values_with_overrides(path: Path, overrides: list[str], example: str, required: bool = True) -> dict:
+    """A config file's values with `--set KEY=VALUE` overrides applied (values parsed as YAML).
+    A missing file is an error when `required`, else no values (every setting at its default)."""
+    values = read_yaml(path) if required or path.exists() else {}
+    for override in overrides:
+        if "=" not in override:
+            raise UserError(f"--set {override}: expected KEY=VALUE, e.g. --set {example}")
+        key, raw = override.split("=", 1)
+        set_dotted(values, key.strip(), raw.strip(), f"--set {override}")
+    return values

@@ -27,16 +27,9 @@ def add_arguments(parser) -> None:
 
 
 def load_eval_settings(path: Path = DEFAULT_EVAL_CONFIG, overrides: list[str] = ()) -> EvalSettings:
-    from bot.config import build, read_yaml, set_dotted
-    from bot.errors import UserError
+    from bot.config import build, values_with_overrides
 
-    values = read_yaml(path) if path.exists() else {}
-    for override in overrides:
-        if "=" not in override:
-            raise UserError(f"--set {override}: expected KEY=VALUE, e.g. --set max_new_tokens=64")
-        key, raw = override.split("=", 1)
-        set_dotted(values, key.strip(), raw.strip(), f"--set {override}")
-    return build(EvalSettings, values, str(path))
+    return build(EvalSettings, values_with_overrides(path, overrides, "max_new_tokens=64", required=False), str(path))
 
 
 def evaluate_side(which: str, base_of: str | None, card, heldout, scorer, settings: EvalSettings) -> dict:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from bot.config import build, read_yaml, set_dotted
+from bot.config import build, values_with_overrides
 from bot.errors import UserError
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -67,12 +67,7 @@ def profile_path(name_or_path: str) -> Path:
 
 def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
     path = profile_path(name_or_path)
-    values = read_yaml(path)
-    for override in overrides:
-        if "=" not in override:
-            raise UserError(f"--set {override}: expected KEY=VALUE, e.g. --set max_steps=20")
-        key, raw = override.split("=", 1)
-        set_dotted(values, key.strip(), raw.strip(), f"--set {override}")
+    values = values_with_overrides(path, overrides, "max_steps=20")
     values.setdefault("name", path.stem)
     profile = build(Profile, values, str(path))
     check(profile, str(path))

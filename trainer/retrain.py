@@ -46,16 +46,9 @@ class RetrainSettings:
 
 
 def load_retrain_settings(path: Path = DEFAULT_RETRAIN_CONFIG, overrides: list[str] = ()) -> RetrainSettings:
-    from bot.config import build, read_yaml, set_dotted
-    from bot.errors import UserError
+    from bot.config import build, values_with_overrides
 
-    values = read_yaml(path) if path.exists() else {}
-    for override in overrides:
-        if "=" not in override:
-            raise UserError(f"--set {override}: expected KEY=VALUE, e.g. --set min_new_samples=5")
-        key, raw = override.split("=", 1)
-        set_dotted(values, key.strip(), raw.strip(), f"--set {override}")
-    return build(RetrainSettings, values, str(path))
+    return build(RetrainSettings, values_with_overrides(path, overrides, "min_new_samples=5", required=False), str(path))
 
 
 @dataclass
