@@ -31,7 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument("--ask", metavar="TEXT", help="answer one question in persona and exit")
     parser.add_argument("--config", type=Path, default=None, help="settings file (default: config/bot.yaml)")
     parser.add_argument("--say", action="append", default=None, metavar="TEXT", help="with --console: play these lines, then exit")
-    parser.add_argument("--adapter", type=Path, default=None, help="adapter folder (default: the config's, else the newest)")
+    parser.add_argument("--adapter", type=Path, default=None,
+                        help="adapter folder to pin (default: the config's, else the one in service, followed as it changes)")
     parser.add_argument("--no-adapter", action="store_true", help="use the bare base model")
     parser.add_argument("--model", default=None, help="base model without an adapter (overrides the config)")
     parser.add_argument("--card", default=None, help="persona card (overrides the config)")
