@@ -29,7 +29,7 @@ MESSAGE_LINK = re.compile(r"^(?:https://(?:\w+\.)?discord(?:app)?\.com/channels/
 
 
 def ratings_of(interaction: discord.Interaction) -> Ratings:
-    return Ratings(interaction.client.runtime.history.sessions)
+    return interaction.client.runtime.ratings
 
 
 def is_moderator(interaction: discord.Interaction) -> bool:

@@ -9,7 +9,7 @@ import re
 
 import discord
 
-from bot.ratings import THUMB_DOWN, THUMB_UP, NotRatable, Ratings
+from bot.ratings import THUMB_DOWN, THUMB_UP, NotRatable
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,7 @@ class RateButton(discord.ui.DynamicItem[discord.ui.Button], template=RATE_ID):
     async def callback(self, interaction: discord.Interaction) -> None:
         emoji, score = VOTES[self.vote]
         try:
-            changed = await Ratings(interaction.client.runtime.history.sessions).rate(
-                self.reply_id, interaction.user.id, score, via="button")
+            changed = await interaction.client.runtime.ratings.rate(self.reply_id, interaction.user.id, score, via="button")
         except NotRatable:
             await interaction.response.send_message(GONE, ephemeral=True)
             return

@@ -101,8 +101,7 @@ async def collect(sessions, card: PersonaCard, tokenizer, rules: LogRules = LogR
                 export.rejected += 1
             qualifies = decision is True or (decision is None and up >= rules.min_thumbs_up and down <= rules.max_thumbs_down)
             wanted = since_reply_id is None or reply.id > since_reply_id
-            label = True if decision is True else False if decision is False else \
-                (True if scores and sum(scores) / len(scores) >= 4 else False if scores and sum(scores) / len(scores) <= 2 else None)
+            label = preference_label(decision, scores)
             if not (qualifies or label is not None):
                 continue
             context = await context_before(session, reply, resets.get(reply.channel_id), rules.history_messages)
@@ -122,6 +121,17 @@ async def collect(sessions, card: PersonaCard, tokenizer, rules: LogRules = LogR
             if label is not None and wanted:
                 export.preferences.append(Preference(reply.id, prompt, reply.content, label))
     return export
+
+
+def preference_label(decision: bool | None, scores: list[int]) -> bool | None:
+    """Liked (True), disliked (False) or neither: a moderator's decision wins; otherwise the mean
+    score (4-5 liked, 1-2 disliked, a 3 says nothing)."""
+    if decision is not None:
+        return decision
+    if not scores:
+        return None
+    mean = sum(scores) / len(scores)
+    return True if mean >= 4 else False if mean <= 2 else None
 
 
 async def context_before(session, reply: Message, reset_at, limit: int) -> list[StoredMessage]:

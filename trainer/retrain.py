@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bot.paths import PROJECT_ROOT, project_path, state_dir
 from trainer.chat_logs import LogExport, LogRules
+from trainer.run_records import finish_run, start_run
 
 DEFAULT_RETRAIN_CONFIG = PROJECT_ROOT / "config" / "retrain.yaml"
 APPROVED_LOGS_FILE = "approved_logs.jsonl"
@@ -151,7 +152,7 @@ def prepare_and_maybe_train(settings, eval_settings, dry_run, database_url, regi
         promote(versions(registry)[-1], registry, reason="in service before the first retrain")
     current = in_service(registry)
     previous = current.name if current else None
-    run_id = asyncio.run(with_sessions(database_url, lambda s: start_run_record(
+    run_id = asyncio.run(with_sessions(database_url, lambda s: start_run(
         s, profile.name, previous, curated, len(export.samples), len(preferences), export.last_reply_id)))
     outcome = RetrainOutcome("failed", export, curated, previous=previous, run_id=run_id)
     try:
@@ -182,20 +183,9 @@ def prepare_and_maybe_train(settings, eval_settings, dry_run, database_url, regi
 
             metrics = {"candidate": gate_metrics(outcome.comparison.a), "current": gate_metrics(outcome.comparison.b),
                        "report": str(outcome.comparison.report)}
-        asyncio.run(with_sessions(database_url, lambda s: finish_run_record(
-            s, run_id, outcome.status, outcome.candidate.name if outcome.candidate else None, metrics, outcome.reason)))
-
-
-async def start_run_record(sessions, *args):
-    from trainer.run_records import start_run
-
-    return await start_run(sessions, *args)
-
-
-async def finish_run_record(sessions, run_id, status, candidate, metrics, reason):
-    from trainer.run_records import finish_run
-
-    await finish_run(sessions, run_id, status, candidate=candidate, metrics=metrics, reason=reason)
+        asyncio.run(with_sessions(database_url, lambda s: finish_run(
+            s, run_id, outcome.status, candidate=outcome.candidate.name if outcome.candidate else None,
+            metrics=metrics, reason=outcome.reason)))
 
 
 def count_curated(staged: Path, card) -> int:

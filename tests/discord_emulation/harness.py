@@ -7,14 +7,11 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-import pytest
-
 from bot.chat import ChatPipeline
-from bot.db.database import make_engine, sessions, upgrade
+from bot.db.database import make_engine, sessions
 from bot.discord_bot import DiscordSettings, InosukeBot
 from bot.engine import ReplyEngine
 from bot.history import History
-from bot.model_resolver import EMBEDDED_SPEC, load_model
 from bot.runtime import Runtime
 from tests.discord_emulation.emulator import Emulator
 
@@ -72,14 +69,3 @@ def rows(db_path, sql):
     with sqlite3.connect(db_path) as db:
         return db.execute(sql).fetchall()
 
-
-@pytest.fixture(scope="module")
-def model(model_cache):
-    return load_model(EMBEDDED_SPEC, "nf4")
-
-
-@pytest.fixture
-def db_path(tmp_path):
-    path = tmp_path / "bot.db"
-    upgrade(f"sqlite+aiosqlite:///{path}")  # Alembic runs its own event loop: before the test's
-    return path

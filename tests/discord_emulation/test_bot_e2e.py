@@ -7,7 +7,6 @@ import asyncio
 
 from bot.discord_bot import DiscordSettings
 from tests.discord_emulation.harness import ENABLED, GENERAL, OTHER_BOT, TANJIRO, TRAINING, ZENITSU, make_runtime, rows, run_bot
-from tests.discord_emulation.harness import db_path, model  # noqa: F401  (fixtures)
 
 
 def test_a_mention_gets_a_stored_reply_with_typing_and_safe_mentions(monkeypatch, model, tokenizer, persona, db_path):

@@ -29,7 +29,6 @@ from bot.ratings import Ratings
 from bot.serving import in_service, promote, read_pointer, rollback
 from bot.training_lock import TrainingRunning, training_in_progress, training_lock
 from tests.discord_emulation.harness import GENERAL, TANJIRO, TRAINING, ZENITSU, make_runtime, rows, run_bot
-from tests.discord_emulation.harness import db_path, model  # noqa: F401  (fixtures)
 from trainer.chat_logs import LogRules, collect
 from trainer.evaluation.evaluate import EvalSettings
 from trainer.evaluation.gate import GateSettings

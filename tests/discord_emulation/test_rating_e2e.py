@@ -9,7 +9,6 @@ from bot.discord_bot import DiscordSettings
 from bot.discord_commands import BAD_MESSAGE_REF, NOT_A_MODERATOR, NO_REPLY_YET, RESET_DONE
 from tests.discord_emulation.emulator import GUILD_ID, MOD_ROLE
 from tests.discord_emulation.harness import GENERAL, TANJIRO, TRAINING, ZENITSU, make_runtime, rows, run_bot
-from tests.discord_emulation.harness import db_path, model  # noqa: F401  (fixtures)
 
 COMMANDS = {"rate", "approve", "reset", "forget-me", "inosuke", "Approve for training", "Reject for training"}
 
