@@ -14,11 +14,11 @@ mountains" until it is loaded again.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.model_resolver import release_device_memory
 from bot.runtime import Runtime
 from bot.serving import in_service
 from bot.training_lock import training_in_progress
@@ -68,8 +68,7 @@ class AdapterFollower:
     async def release(self) -> None:
         def unload():
             self.runtime.engine.model = None
-            gc.collect()
-            empty_device_cache()
+            release_device_memory()
 
         await self.runtime.engine.between_batches(unload)
         self.released = True
@@ -120,9 +119,3 @@ def is_peft(model) -> bool:
 
     return isinstance(model, PeftModel)
 
-
-def empty_device_cache() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

@@ -180,3 +180,15 @@ def context_length(spec: str) -> int:
         if isinstance(config.get(key), int):
             return config[key]
     raise ModelUnavailable(f"model {spec!r}: its config.json does not say its context length")
+
+
+def release_device_memory() -> None:
+    """After dropping a model: collect it, and give its GPU memory back to the device (a training
+    or the next model may need it)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

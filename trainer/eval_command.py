@@ -4,7 +4,6 @@ against another (or the untuned base) on the fixed held-out set in evals/, and w
 
 from __future__ import annotations
 
-import gc
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ def load_eval_settings(path: Path = DEFAULT_EVAL_CONFIG, overrides: list[str] = 
 def evaluate_side(which: str, base_of: str | None, card, heldout, scorer, settings: EvalSettings) -> dict:
     """Load one side (an adapter, or `base`: the base model of `base_of`), evaluate, free it."""
     from bot.adapters import find_adapter, load_adapted_model, read_adapter
-    from bot.model_resolver import load_model, load_tokenizer
+    from bot.model_resolver import load_model, load_tokenizer, release_device_memory
     from trainer.evaluation.evaluate import evaluate_model
 
     if which == "base":
@@ -50,14 +49,7 @@ def evaluate_side(which: str, base_of: str | None, card, heldout, scorer, settin
         return evaluate_model(label, model, tokenizer, card, prompt_format, heldout, scorer, settings)
     finally:
         del model
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        release_device_memory()
 
 
 @dataclass
