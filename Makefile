@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test install clean
+.PHONY: demo test test-fast install clean
 
 install: $(STAMP)
 
@@ -28,5 +28,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The edit-test loop: everything that loads no model weights (under 2 minutes on 2 cores).
+test-fast: $(STAMP)
+	INOSUKE_TEST_TIER=fast $(PY) -m pytest -m "not model and not training"
+
 clean:
-	rm -rf $(VENV) build state .pytest_cache
+	rm -rf $(VENV) build state .cache .pytest_cache

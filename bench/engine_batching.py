@@ -30,10 +30,10 @@ async def loop_lag(stop: asyncio.Event, worst: list[float]) -> None:
 
 
 async def scenario(model, tokenizer, card, max_batch: int, channels: int, rounds: int, new_tokens: int) -> dict:
-    from bot.chat import ChatPipeline
-    from bot.db.database import make_engine, sessions, upgrade
-    from bot.engine import ReplyEngine
-    from bot.history import History
+    from bot.service.pipeline import ChatPipeline
+    from core.db.database import make_engine, sessions, upgrade
+    from bot.service.worker import ReplyEngine
+    from core.db.history import History
 
     url = f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bench.db"
     await asyncio.to_thread(upgrade, url)
@@ -78,10 +78,10 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=64)
     args = parser.parse_args()
-    from bot.cli import quiet_libraries, quiet_warnings
-    from bot.model_resolver import EMBEDDED_SPEC, load_model, load_tokenizer
-    from bot.paths import DEFAULT_CARD
-    from bot.persona import load_card
+    from core.cli import quiet_libraries, quiet_warnings
+    from core.model_resolver import EMBEDDED_SPEC, load_model, load_tokenizer
+    from core.paths import DEFAULT_CARD
+    from core.persona import load_card
 
     quiet_libraries()
     quiet_warnings()

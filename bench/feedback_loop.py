@@ -51,10 +51,10 @@ async def converse(runtime, rounds: list[tuple[int, int, str, str]]) -> list[int
 
 
 async def community_and_bot(settings, serving, steps: int, eval_limit: int | None) -> None:
-    from bot.adapter_follower import AdapterFollower
-    from bot.ratings import THUMB_DOWN, THUMB_UP, Ratings
-    from bot.runtime import start_runtime
-    from bot.serving import in_service
+    from bot.service.adapter_follower import AdapterFollower
+    from core.db.ratings import THUMB_DOWN, THUMB_UP, Ratings
+    from bot.service.runtime import start_runtime
+    from core.serving_pointer import in_service
 
     runtime = await start_runtime(settings, in_service())
     follower = AdapterFollower(runtime, serving)
@@ -100,7 +100,7 @@ async def community_and_bot(settings, serving, steps: int, eval_limit: int | Non
         print(f"\nadapter in service: {before or 'none'} -> {runtime.adapter_version or 'none'} "
               f"(swapped without a restart: {follower.swaps}); the next reply was stored with version {stored}")
         if run.status == "promoted" and before is not None:
-            from bot.serving import rollback
+            from core.serving_pointer import rollback
 
             print("\n== 5. Rollback")
             print("  trainer rollback: %s -> %s" % rollback())
@@ -114,7 +114,7 @@ async def community_and_bot(settings, serving, steps: int, eval_limit: int | Non
 
 
 async def stored_version(runtime, message_id: int | None) -> str | None:
-    from bot.db.schema import Message
+    from core.db.schema import Message
 
     async with runtime.history.sessions() as session:
         message = await session.get(Message, message_id) if message_id else None
@@ -136,7 +136,7 @@ async def trainer_process(command: list[str], steps: int, eval_limit: int | None
 async def last_run(runtime):
     from sqlalchemy import select
 
-    from bot.db.schema import TrainingRun
+    from core.db.schema import TrainingRun
 
     async with runtime.history.sessions() as session:
         return await session.scalar(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(1))
@@ -166,15 +166,15 @@ def main() -> None:
     os.environ["INOSUKE_STATE_DIR"] = str(args.state)
     os.environ.pop("INOSUKE_DATABASE_URL", None)
 
-    from bot.adapter_follower import ServingSettings
-    from bot.cli import quiet_libraries
-    from bot.settings import BotSettings, EngineSettings
+    from bot.service.adapter_follower import ServingSettings
+    from core.cli import quiet_libraries
+    from core.settings import BotSettings, EngineSettings
 
     quiet_libraries()
     if args.start_from:
         import json
 
-        from bot.serving import promote
+        from core.serving_pointer import promote
 
         target = args.state / "adapters" / "v0001"
         shutil.copytree(args.start_from, target)

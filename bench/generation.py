@@ -13,11 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.cli import quiet_libraries  # noqa: E402
-from bot.model_resolver import EMBEDDED_SPEC, load_model, load_tokenizer  # noqa: E402
-from bot.paths import DEFAULT_CARD  # noqa: E402
-from bot.persona import load_card  # noqa: E402
-from bot.prompt import Turn, chat_messages, render_chat  # noqa: E402
+from core.cli import quiet_libraries  # noqa: E402
+from core.model_resolver import EMBEDDED_SPEC, load_model, load_tokenizer  # noqa: E402
+from core.paths import DEFAULT_CARD  # noqa: E402
+from core.persona import load_card  # noqa: E402
+from core.prompt import Turn, chat_messages, render_chat  # noqa: E402
 
 QUESTIONS = ["Who are you?", "What's your favorite food?", "Why the boar mask?", "Fight me!",
              "What is 7 plus 5?", "Do you like trains?", "Where is Tanjiro?", "Good morning!"]

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def run_one(kind: str, samples: int) -> dict:
-    from bot.cli import quiet_libraries, quiet_warnings
+    from core.cli import quiet_libraries, quiet_warnings
 
     quiet_libraries()
     quiet_warnings()
@@ -34,7 +34,7 @@ def run_one(kind: str, samples: int) -> dict:
     from peft import get_peft_model
     from transformers import Trainer, TrainingArguments, set_seed
 
-    from bot.model_resolver import load_model, load_tokenizer
+    from core.model_resolver import load_model, load_tokenizer
     from trainer.dataset.pipeline import read_jsonl
     from trainer.encode import IGNORE, encode
     from trainer.profile import load_profile

@@ -17,8 +17,8 @@ import logging
 import time
 from pathlib import Path
 
-from bot.cli import run
-from bot.errors import UserError
+from core.cli import run
+from core.errors import UserError
 
 log = logging.getLogger("bot")
 
@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def settings_from(args):
-    from bot.settings import load_settings
+    from core.settings import load_settings
 
     settings = load_settings(args.config)
     overrides = {k: v for k, v in (("model", args.model), ("card", args.card), ("quantization", args.quantization)) if v}
@@ -53,7 +53,7 @@ def settings_from(args):
 
 
 def chosen_adapter(args, settings) -> Path | None:
-    from bot.serving import in_service
+    from core.serving_pointer import in_service
 
     if args.no_adapter or (args.model and not args.adapter):  # --model asks for that bare base model
         return None
@@ -63,26 +63,27 @@ def chosen_adapter(args, settings) -> Path | None:
 
 
 def ask(args, settings, adapter: Path | None) -> int:
-    from bot.local_chat import LocalConversation
-    from bot.paths import project_path
+    from core.conversation import LocalConversation
+    from core.paths import project_path
+    from core.served_model import load_served
 
     started = time.perf_counter()
-    conversation = LocalConversation(project_path(settings.card), adapter=adapter, model=settings.model,
-                                     quantization=settings.quantization, max_new_tokens=settings.engine.max_new_tokens)
+    served = load_served(adapter, base=settings.model, quantization=settings.quantization)
+    conversation = LocalConversation(project_path(settings.card), served, max_new_tokens=settings.engine.max_new_tokens)
     loaded = time.perf_counter()
     reply, answer = conversation.say(args.ask)
     print(f"You: {args.ask}\n{conversation.name}: {reply}")
-    print(f"[{adapter or settings.model}, {settings.quantization}: loaded in {loaded - started:.1f}s, "
+    print(f"[{adapter or settings.model}, {served.quantization}: loaded in {loaded - started:.1f}s, "
           f"{answer.new_tokens} tokens in {time.perf_counter() - loaded:.1f}s]")
     return 0
 
 
 async def serve(args, settings, adapter: Path | None) -> int:
-    from bot.runtime import start_runtime
+    from bot.service.runtime import start_runtime
 
     token = None
     if not args.console:
-        from bot.settings import discord_token
+        from core.settings import discord_token
 
         token = discord_token()
         if not token:
@@ -91,18 +92,18 @@ async def serve(args, settings, adapter: Path | None) -> int:
     runtime = await start_runtime(settings, adapter)
     follower = None
     if settings.serving.follow_registry and not (args.adapter or settings.adapter or args.no_adapter or args.model):
-        from bot.adapter_follower import AdapterFollower
+        from bot.service.adapter_follower import AdapterFollower
 
         follower = asyncio.create_task(AdapterFollower(runtime, settings.serving).run())
     try:
         if args.console:
-            from bot.console import converse
+            from bot.service.console import converse
 
             return await converse(runtime, args.say)
         import aiohttp
         import discord
 
-        from bot.discord_bot import InosukeBot
+        from bot.discord_front.client import InosukeBot
 
         client = InosukeBot(runtime, settings.discord)
         try:

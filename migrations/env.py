@@ -5,8 +5,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from bot.db.database import database_url, make_engine
-from bot.db.schema import Base
+from core.db.database import database_url, make_engine
+from core.db.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

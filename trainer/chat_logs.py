@@ -4,33 +4,36 @@ A reply qualifies when a moderator approved it, or by the rating rules (at least
 most M 👎, from config/retrain.yaml); a rejected reply never does. Each qualifying reply becomes a
 multi-turn sample with the context it was generated from: the channel's messages before it
 (since the last /reset), labelled and cut to the token budget exactly as the bot did
-(bot.context). Users who opted out (/forget-me) are excluded everywhere: their lines are
+(core.context). Users who opted out (/forget-me) are excluded everywhere: their lines are
 dropped from every context, a reply to one of their messages is not used at all, and their
 ratings do not count.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
 
-from bot.context import fit_prompt, turns_from_history
-from bot.db.schema import Approval, Channel, Message, OptOut, Rating
-from bot.history import StoredMessage
-from bot.persona import PersonaCard
-from bot.prompt import Turn
+from core.context import fit_prompt, turns_from_history
+from core.db.schema import Approval, Channel, Message, OptOut, Rating
+from core.db.history import StoredMessage
+from core.db.ratings import is_disliked, is_liked
+from core.persona import PersonaCard
+from core.prompt import Turn
+from core.settings import ChatSettings
 
 
 @dataclass(frozen=True)
 class LogRules:
-    min_thumbs_up: int = 2  # a reply nobody moderated qualifies with at least this many 👍 (score 4-5) ...
-    max_thumbs_down: int = 0  # ... and at most this many 👎 (score 1-2)
-    context_tokens: int = 1024  # the bot's context budget (chat.context_tokens in config/bot.yaml)
-    history_messages: int = 60  # the bot's history window (chat.history_messages)
+    """Which replies qualify (the rating rule of config/retrain.yaml) and how their context is
+    cut (the bot's own window: `chat:` in the bot's config)."""
+
+    min_thumbs_up: int  # a reply nobody moderated qualifies with at least this many 👍 ...
+    max_thumbs_down: int  # ... and at most this many 👎
+    chat: ChatSettings = field(default_factory=ChatSettings)
 
 
 @dataclass
@@ -76,26 +79,26 @@ def stored(message: Message) -> StoredMessage:
     return StoredMessage(message.author_id, message.author_name, message.by_bot, message.content, message.created_at)
 
 
-async def collect(sessions, card: PersonaCard, tokenizer, rules: LogRules = LogRules(), prompt_format: str = "chat",
-                  since_reply_id: int | None = None) -> LogExport:
+def collect(sessions, card: PersonaCard, tokenizer, rules: LogRules, prompt_format: str = "chat",
+            since_reply_id: int | None = None) -> LogExport:
     """Read the bot's database: qualifying samples (all, or only replies newer than
     `since_reply_id`) and preference labels."""
     export = LogExport()
-    async with sessions() as session:
-        export.opted_out_users = set((await session.scalars(select(OptOut.user_id))).all())
-        decisions = {a.message_id: a.approved for a in (await session.scalars(select(Approval))).all()}
+    with sessions() as session:
+        export.opted_out_users = set(session.scalars(select(OptOut.user_id)).all())
+        decisions = {a.message_id: a.approved for a in session.scalars(select(Approval)).all()}
         ratings: dict[int, list[int]] = {}
-        for rating in (await session.scalars(select(Rating))).all():
+        for rating in session.scalars(select(Rating)).all():
             if rating.user_id not in export.opted_out_users:
                 ratings.setdefault(rating.message_id, []).append(rating.score)
         candidates = set(decisions) | set(ratings)
-        replies = (await session.scalars(select(Message).where(Message.id.in_(candidates), Message.by_bot)
+        replies = (session.scalars(select(Message).where(Message.id.in_(candidates), Message.by_bot)
                                          .order_by(Message.id))).all()
-        resets = {c.id: c.context_reset_at for c in (await session.scalars(select(Channel))).all()}
+        resets = {c.id: c.context_reset_at for c in session.scalars(select(Channel)).all()}
 
         for reply in replies:
             scores = ratings.get(reply.id, [])
-            up, down = sum(s >= 4 for s in scores), sum(s <= 2 for s in scores)
+            up, down = sum(map(is_liked, scores)), sum(map(is_disliked, scores))
             decision = decisions.get(reply.id)
             if decision is False:
                 export.rejected += 1
@@ -104,7 +107,7 @@ async def collect(sessions, card: PersonaCard, tokenizer, rules: LogRules = LogR
             label = preference_label(decision, scores)
             if not (qualifies or label is not None):
                 continue
-            context = await context_before(session, reply, resets.get(reply.channel_id), rules.history_messages)
+            context = context_before(session, reply, resets.get(reply.channel_id), rules.chat.history_messages)
             if not context or context[-1].by_bot or context[-1].author_id in export.opted_out_users:
                 # It answered an opted-out user (or nothing): their words would be needed to make sense of it.
                 if qualifies and wanted:
@@ -112,7 +115,7 @@ async def collect(sessions, card: PersonaCard, tokenizer, rules: LogRules = LogR
                 continue
             context = [m for m in context if m.by_bot or m.author_id not in export.opted_out_users]
             turns = turns_from_history(context)  # labels exactly as the bot put them
-            prompt, kept = await asyncio.to_thread(fit_prompt, tokenizer, card, turns, rules.context_tokens, prompt_format)
+            prompt, kept = fit_prompt(tokenizer, card, turns, rules.chat.context_tokens, prompt_format)
             turns = turns[len(turns) - kept:]
             if qualifies and wanted:
                 export.samples.append(LogSample(reply.id, reply.channel_id, turns + [Turn(reply.content, by_persona=True)],
@@ -131,15 +134,15 @@ def preference_label(decision: bool | None, scores: list[int]) -> bool | None:
     if not scores:
         return None
     mean = sum(scores) / len(scores)
-    return True if mean >= 4 else False if mean <= 2 else None
+    return True if is_liked(mean) else False if is_disliked(mean) else None
 
 
-async def context_before(session, reply: Message, reset_at, limit: int) -> list[StoredMessage]:
+def context_before(session, reply: Message, reset_at, limit: int) -> list[StoredMessage]:
     """The channel's messages before the reply, since the /reset before it, oldest first."""
     query = select(Message).where(Message.channel_id == reply.channel_id, Message.id < reply.id)
     if reset_at is not None and reset_at < reply.created_at:
         query = query.where(Message.created_at > reset_at)
-    rows = (await session.scalars(query.order_by(Message.id.desc()).limit(limit))).all()
+    rows = session.scalars(query.order_by(Message.id.desc()).limit(limit)).all()
     return [stored(m) for m in reversed(rows)]
 
 
@@ -147,12 +150,3 @@ def write_samples(export: LogExport, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in export.sample_rows()), encoding="utf-8")
     return path
-
-
-def write_preferences(export: LogExport, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps({"prompt": p.prompt, "completion": p.completion, "label": p.label,
-                                        "reply_id": p.reply_id}, ensure_ascii=False) + "\n"
-                            for p in export.preferences), encoding="utf-8")
-    return path
-

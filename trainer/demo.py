@@ -11,14 +11,12 @@ with no token and no download:
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import time
 
 from rich.console import Console
 
-from bot.model_resolver import EMBEDDED_SPEC
-from bot.paths import DATA_DIR, DEFAULT_CARD, state_dir
+from core.model_resolver import EMBEDDED_SPEC
+from core.paths import DATA_DIR, DEFAULT_CARD, state_dir
 
 DEMO_PROFILE = "smollm2-cpu"
 DEMO_QUESTIONS = [
@@ -37,22 +35,20 @@ CONVERSATION = [
 
 
 def run_demo(console: Console | None = None) -> None:
-    from bot.adapters import load_adapted_model, read_adapter
-    from bot.generate import generate, reply_text
-    from bot.model_resolver import load_model, load_tokenizer
-    from bot.persona import load_card
-    from bot.prompt import Turn, generation_prompt
-    from trainer.data_command import run_build
-    from trainer.train_command import run_train
+    from core.generate import generate, reply_text
+    from core.persona import load_card
+    from core.prompt import Turn, generation_prompt
+    from core.served_model import load_served
+    from trainer.dataset.build import build
+    from trainer.train import train
 
     console = console or Console()
     started = time.perf_counter()
     console.rule("1. Dataset")
-    run_build(argparse.Namespace(data=DATA_DIR, card=DEFAULT_CARD, out=state_dir() / "dataset", model=EMBEDDED_SPEC,
-                                 max_tokens=None, eval_fraction=0.05, seed=0, rejects=None), console)
+    build(DATA_DIR, DEFAULT_CARD, state_dir() / "dataset", model=EMBEDDED_SPEC, console=console)
 
     console.rule(f"2. QLoRA training, profile {DEMO_PROFILE} ({EMBEDDED_SPEC} in 4-bit NF4, CPU)")
-    outcome = run_train(argparse.Namespace(profile=DEMO_PROFILE, overrides=[], resume=None, show_masks=False, runs=None, registry=None))
+    outcome = train(DEMO_PROFILE)
     if outcome.interrupted:
         console.print("demo interrupted; `python -m trainer train --resume` finishes the training")
         return
@@ -60,10 +56,12 @@ def run_demo(console: Console | None = None) -> None:
 
     console.rule("3. The same questions: untuned base model vs the new adapter")
     card = load_card(DEFAULT_CARD)
-    tokenizer = load_tokenizer(EMBEDDED_SPEC)
-    prompts = [generation_prompt(tokenizer, card, [Turn(q)]) for q in DEMO_QUESTIONS]
-    base = generate(load_model(EMBEDDED_SPEC, "nf4"), tokenizer, prompts, MAX_NEW_TOKENS)
-    adapted = generate(load_adapted_model(read_adapter(outcome.adapter)), tokenizer, prompts, MAX_NEW_TOKENS)
+    answers = []
+    for served in (load_served(None, base=EMBEDDED_SPEC), load_served(outcome.adapter)):  # the base, then the adapter
+        prompts = [generation_prompt(served.tokenizer, card, [Turn(q)], served.prompt_format) for q in DEMO_QUESTIONS]
+        answers.append(generate(served.model, served.tokenizer, prompts, MAX_NEW_TOKENS))
+        del served
+    base, adapted = answers
     name = card.aliases[-1]
     for question, before, after in zip(DEMO_QUESTIONS, base, adapted):
         console.print(f"You: {question}", highlight=False, markup=False)
@@ -73,13 +71,13 @@ def run_demo(console: Console | None = None) -> None:
             console.print(f"  {label} {name}: {reply_text(answer.text, card)}  [{answer.new_tokens} tokens, {stop}]",
                           highlight=False, markup=False)
     console.rule(f"4. Persona evaluation on the held-out set: {outcome.adapter.name} vs the untuned base")
-    from trainer.eval_command import compare, print_comparison
+    from trainer.evaluation.compare import compare, print_comparison
 
     evaluation = compare(str(outcome.adapter), "base")
     print_comparison(evaluation, console)
 
     console.rule(f"5. A conversation through the bot's console mode (adapter {outcome.adapter.name})")
-    asyncio.run(console_conversation(outcome.adapter))
+    console_conversation(outcome.adapter)
 
     console.rule("Summary")
     console.print(f"eval loss on held-out conversations: {training['eval_loss_before']:.3f} (base) -> "
@@ -97,20 +95,13 @@ def run_demo(console: Console | None = None) -> None:
     console.rule(f"demo finished in {time.perf_counter() - started:.0f}s")
 
 
-async def console_conversation(adapter) -> None:
-    """The bot's own runtime (database migrated to head, batching worker, context window) in a
-    fresh console channel, so every demo starts the conversation anew."""
-    from bot.console import CONSOLE_CHANNEL, converse
-    from bot.runtime import start_runtime
+def console_conversation(adapter) -> None:
+    """The bot's own console mode (`python -m bot --console`: database migrated to head, batching
+    worker, context window), run as a user runs it, in its own process: the trainer never imports
+    the bot's service. The conversation starts with /reset so every demo starts anew."""
+    import subprocess
+    import sys
 
-    import dataclasses
-
-    from bot.settings import BotSettings, EngineSettings
-
-    settings = BotSettings(card=str(DEFAULT_CARD), engine=dataclasses.replace(EngineSettings(), max_new_tokens=MAX_NEW_TOKENS))
-    runtime = await start_runtime(settings, adapter)
-    try:
-        await runtime.history.reset(CONSOLE_CHANNEL)
-        await converse(runtime, CONVERSATION)
-    finally:
-        await runtime.close()
+    lines = ["/reset", *CONVERSATION]
+    command = [sys.executable, "-m", "bot", "--console", "--adapter", str(adapter), "--max-new-tokens", str(MAX_NEW_TOKENS)]
+    subprocess.run(command + [arg for line in lines for arg in ("--say", line)], check=True)

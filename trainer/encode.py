@@ -8,8 +8,8 @@ are masked (-100).
 
 from __future__ import annotations
 
-from bot.errors import UserError
-from bot.prompt import PromptFormat, render_alpaca, render_chat
+from core.errors import UserError
+from core.prompt import PromptFormat, render_alpaca, render_chat
 
 IGNORE = -100
 

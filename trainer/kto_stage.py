@@ -27,8 +27,8 @@ def run_kto(candidate: Path, preferences: list[Preference], settings, registry: 
     from peft import PeftModel
     from trl import KTOConfig, KTOTrainer
 
-    from bot.adapters import read_adapter
-    from bot.model_resolver import load_model, load_tokenizer
+    from core.registry import read_adapter
+    from core.model_resolver import load_model, load_tokenizer
     from trainer import registry as adapter_registry
     from trainer.qlora import keep_4bit_layers_differentiable
 

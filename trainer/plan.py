@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.errors import ModelUnavailable, UserError
+from core.errors import ModelUnavailable, UserError
 from trainer.profile import Profile
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "model_configs"
@@ -61,7 +61,7 @@ class Architecture:
 
 def model_config(spec: str) -> dict:
     """config.json of the model: from its resolved folder, else the copy shipped here."""
-    from bot.model_resolver import resolve
+    from core.model_resolver import resolve
 
     try:
         return json.loads((resolve(spec).folder / "config.json").read_text())

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from bot.config import build, values_with_overrides
-from bot.errors import UserError
+from core.config import build, values_with_overrides
+from core.errors import UserError
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 

@@ -11,7 +11,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from bot.errors import UserError
+from core.errors import UserError
 from trainer.encode import IGNORE, encode
 from trainer.profile import Profile
 

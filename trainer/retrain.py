@@ -1,6 +1,8 @@
-"""`python -m trainer retrain`: curated data/ plus approved chat logs -> a candidate adapter ->
-evaluated against the adapter in service on the fixed held-out set -> promoted only if the gate
-passes. Every run is recorded in the database (training_runs).
+"""The feedback loop as library calls: `retrain(...)` (curated data/ plus approved chat logs -> a
+candidate adapter -> evaluated against the adapter in service on the fixed held-out set ->
+promoted only if the gate passes; every run recorded in the database, table training_runs) and
+`schedule(...)` (retrain once enough new approved samples exist). The commands are
+trainer/cli/feedback.py.
 
 Safety: the training lock makes sure two trainings never overlap; the candidate is published as
 a new registry version in one rename, and only the pointer (bot/serving.py) decides what is
@@ -9,17 +11,16 @@ served, so a failed, rejected or killed run never changes the adapter in service
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bot.paths import PROJECT_ROOT, project_path, state_dir
+from core.db.training_runs import finish_run, last_completed_run, start_run
+from core.paths import PROJECT_ROOT, project_path, state_dir
+from core.settings import DEFAULT_CONFIG as DEFAULT_BOT_CONFIG
 from trainer.chat_logs import LogExport, LogRules
-from trainer.run_records import finish_run, start_run
 
 DEFAULT_RETRAIN_CONFIG = PROJECT_ROOT / "config" / "retrain.yaml"
 APPROVED_LOGS_FILE = "approved_logs.jsonl"
@@ -47,7 +48,7 @@ class RetrainSettings:
 
 
 def load_retrain_settings(path: Path = DEFAULT_RETRAIN_CONFIG, overrides: list[str] = ()) -> RetrainSettings:
-    from bot.config import build, values_with_overrides
+    from core.config import build, values_with_overrides
 
     return build(RetrainSettings, values_with_overrides(path, overrides, "min_new_samples=5", required=False), str(path))
 
@@ -65,33 +66,21 @@ class RetrainOutcome:
     seconds: float = 0.0
 
 
-def log_rules(settings: RetrainSettings) -> LogRules:
-    from bot.settings import load_settings
+def log_rules(settings: RetrainSettings, bot_config: Path = DEFAULT_BOT_CONFIG) -> LogRules:
+    """The rating rule, and the context window of the bot whose logs these are (its config's `chat:`),
+    so that every sample gets the context that bot really used."""
+    from core.settings import load_settings
 
-    chat = load_settings().chat  # the bot's own window: samples get the context the bot really used
-    return LogRules(settings.min_thumbs_up, settings.max_thumbs_down, chat.context_tokens, chat.history_messages)
+    return LogRules(settings.min_thumbs_up, settings.max_thumbs_down, load_settings(bot_config).chat)
 
 
-async def export_logs(database_url: str | None, card, tokenizer, rules: LogRules, prompt_format: str,
-                      since_reply_id: int | None = None) -> LogExport:
-    from bot.db.database import make_engine, sessions
+def export_logs(database_url: str | None, card, tokenizer, rules: LogRules, prompt_format: str,
+                since_reply_id: int | None = None) -> LogExport:
+    from core.db.database import connect_sync
     from trainer.chat_logs import collect
 
-    db = make_engine(database_url)
-    try:
-        return await collect(sessions(db), card, tokenizer, rules, prompt_format, since_reply_id)
-    finally:
-        await db.dispose()
-
-
-async def with_sessions(database_url: str | None, work):
-    from bot.db.database import make_engine, sessions
-
-    db = make_engine(database_url)
-    try:
-        return await work(sessions(db))
-    finally:
-        await db.dispose()
+    with connect_sync(database_url) as sessions:
+        return collect(sessions, card, tokenizer, rules, prompt_format, since_reply_id)
 
 
 def stage_data(curated: Path, export: LogExport, folder: Path) -> Path:
@@ -107,25 +96,28 @@ def stage_data(curated: Path, export: LogExport, folder: Path) -> Path:
     return folder
 
 
-def run_retrain(settings: RetrainSettings, eval_settings=None, *, dry_run: bool = False, database_url: str | None = None,
-                registry: Path | None = None, runs: Path | None = None, console=None) -> RetrainOutcome:
+def retrain(settings: RetrainSettings, eval_settings=None, *, dry_run: bool = False, database_url: str | None = None,
+            registry: Path | None = None, runs: Path | None = None, bot_config: Path = DEFAULT_BOT_CONFIG,
+            console=None) -> RetrainOutcome:
+    """One retraining run under the training lock (a dry run reads only and takes no lock).
+    Raises TrainingRunning when another training holds the lock."""
     from rich.console import Console
 
-    from bot.training_lock import training_lock
+    from core.training_lock import training_lock
 
     console = console or Console()
     if dry_run:  # reads only: no lock needed, and it may run while a training does
-        return prepare_and_maybe_train(settings, eval_settings, True, database_url, registry, runs, console)
+        return prepare_and_maybe_train(settings, eval_settings, True, database_url, registry, runs, bot_config, console)
     with training_lock():
-        return prepare_and_maybe_train(settings, eval_settings, False, database_url, registry, runs, console)
+        return prepare_and_maybe_train(settings, eval_settings, False, database_url, registry, runs, bot_config, console)
 
 
-def prepare_and_maybe_train(settings, eval_settings, dry_run, database_url, registry, runs, console) -> RetrainOutcome:
-    from bot.adapters import registry_dir, versions
-    from bot.db.database import upgrade
-    from bot.model_resolver import load_tokenizer
-    from bot.persona import load_card
-    from bot.serving import in_service, promote, read_pointer
+def prepare_and_maybe_train(settings, eval_settings, dry_run, database_url, registry, runs, bot_config, console) -> RetrainOutcome:
+    from core.db.database import connect_sync, upgrade
+    from core.registry import registry_dir, versions
+    from core.model_resolver import load_tokenizer
+    from core.persona import load_card
+    from core.serving_pointer import in_service, promote, read_pointer
     from trainer.profile import load_profile
 
     started = time.perf_counter()
@@ -134,7 +126,7 @@ def prepare_and_maybe_train(settings, eval_settings, dry_run, database_url, regi
     card = load_card(project_path(profile.card))
     upgrade(database_url)  # the bot may not have run since the last upgrade
     tokenizer = load_tokenizer(profile.model)
-    export = asyncio.run(export_logs(database_url, card, tokenizer, log_rules(settings), profile.prompt_format))
+    export = export_logs(database_url, card, tokenizer, log_rules(settings, bot_config), profile.prompt_format)
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     work = state_dir() / "retrain" / stamp
@@ -152,8 +144,9 @@ def prepare_and_maybe_train(settings, eval_settings, dry_run, database_url, regi
         promote(versions(registry)[-1], registry, reason="in service before the first retrain")
     current = in_service(registry)
     previous = current.name if current else None
-    run_id = asyncio.run(with_sessions(database_url, lambda s: start_run(
-        s, profile.name, previous, curated, len(export.samples), len(preferences), export.last_reply_id)))
+    with connect_sync(database_url) as sessions:
+        run_id = start_run(sessions, profile.name, previous, curated, len(export.samples), len(preferences),
+                           export.last_reply_id)
     outcome = RetrainOutcome("failed", export, curated, previous=previous, run_id=run_id)
     try:
         candidate = train_candidate(settings, staged, registry, runs, console)
@@ -183,9 +176,9 @@ def prepare_and_maybe_train(settings, eval_settings, dry_run, database_url, regi
 
             metrics = {"candidate": gate_metrics(outcome.comparison.a), "current": gate_metrics(outcome.comparison.b),
                        "report": str(outcome.comparison.report)}
-        asyncio.run(with_sessions(database_url, lambda s: finish_run(
-            s, run_id, outcome.status, candidate=outcome.candidate.name if outcome.candidate else None,
-            metrics=metrics, reason=outcome.reason)))
+        with connect_sync(database_url) as sessions:
+            finish_run(sessions, run_id, outcome.status, candidate=outcome.candidate.name if outcome.candidate else None,
+                       metrics=metrics, reason=outcome.reason)
 
 
 def count_curated(staged: Path, card) -> int:
@@ -197,17 +190,16 @@ def count_curated(staged: Path, card) -> int:
 
 
 def train_candidate(settings: RetrainSettings, staged: Path, registry: Path, runs: Path | None, console) -> Path | None:
-    from trainer.train_command import run_train
+    from trainer.train import train
 
     console.rule(f"Training a candidate (profile {settings.profile})")
-    args = argparse.Namespace(profile=settings.profile, overrides=[*settings.profile_overrides, f"data={staged}"],
-                              resume=None, show_masks=False, runs=runs, registry=registry, promote=False)
-    outcome = run_train(args)
+    outcome = train(settings.profile, overrides=[*settings.profile_overrides, f"data={staged}"], promote=False,
+                    runs=runs, registry=registry)
     return None if outcome.interrupted else outcome.adapter
 
 
 def evaluate_candidate(candidate: Path, current: Path | None, eval_settings, limit, out: Path, console):
-    from trainer.eval_command import compare, print_comparison
+    from trainer.evaluation.compare import compare, print_comparison
 
     against = str(current) if current is not None else "base"
     console.rule(f"Evaluating {candidate.name} against {current.name if current else 'the base model'}")
@@ -258,3 +250,53 @@ def preview_dataset(console, staged: Path, card, export: LogExport) -> None:
             console.print(f"   {who}: {message['content']}", highlight=False, markup=False)
     if len(export.samples) > 5:
         console.print(f"   ... and {len(export.samples) - 5} more", highlight=False)
+
+
+def new_samples(settings: RetrainSettings, database_url: str | None = None,
+                bot_config: Path = DEFAULT_BOT_CONFIG) -> tuple[int, int | None]:
+    """(qualifying replies newer than the last completed run, that run's id)."""
+    from core.db.database import connect_sync, upgrade
+    from core.model_resolver import load_tokenizer
+    from core.persona import load_card
+    from trainer.profile import load_profile
+
+    profile = load_profile(settings.profile, settings.profile_overrides)
+    upgrade(database_url)
+    with connect_sync(database_url) as sessions:
+        last = last_completed_run(sessions)
+    since = last.last_reply_id if last is not None else None
+    export = export_logs(database_url, load_card(project_path(profile.card)), load_tokenizer(profile.model),
+                         log_rules(settings, bot_config), profile.prompt_format, since_reply_id=since)
+    return len(export.samples), (last.id if last is not None else None)
+
+
+def schedule(settings: RetrainSettings, eval_settings=None, *, every: float | None = None, dry_run: bool = False,
+             database_url: str | None = None, bot_config: Path = DEFAULT_BOT_CONFIG) -> bool:
+    """Retrain when at least `settings.min_new_samples` new approved samples exist; check once,
+    or every `every` seconds for ever. Returns False when a single check found a training
+    running (cron may try again later)."""
+    import time
+
+    from core.training_lock import TrainingRunning, training_in_progress
+
+    while True:
+        count, last = new_samples(settings, database_url, bot_config)
+        since = f"since run #{last}" if last else "so far"
+        if training_in_progress():
+            print(f"{count} new approved sample(s) {since}; a training is running, checking again later")
+        elif count < settings.min_new_samples:
+            print(f"{count} new approved sample(s) {since}; retraining at {settings.min_new_samples}: nothing to do")
+        elif dry_run:
+            print(f"{count} new approved sample(s) {since}: a retrain would start now")
+        else:
+            print(f"{count} new approved sample(s) {since}: retraining")
+            try:
+                outcome = retrain(settings, eval_settings, database_url=database_url, bot_config=bot_config)
+                print(f"retrain {outcome.status}: {outcome.reason}")
+            except TrainingRunning as exc:
+                print(exc)
+                if every is None:
+                    return False
+        if every is None:
+            return True
+        time.sleep(every)

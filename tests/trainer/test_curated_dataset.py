@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bot.paths import PROJECT_ROOT
+from core.paths import PROJECT_ROOT
 
 ASSISTANT_SPEAK = re.compile(r"as an ai|language model|happy to help|i'm here to help|how can i assist|i apologize", re.I)
 

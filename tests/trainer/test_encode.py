@@ -1,7 +1,7 @@
 """Loss only on the persona's replies, end-of-turn token included, in both prompt formats, and
 training text identical to what the bot renders at reply time."""
 
-from bot.prompt import Turn, chat_messages, generation_prompt, render_alpaca
+from core.prompt import Turn, chat_messages, generation_prompt, render_alpaca
 from trainer.dataset.transcript import record_turns
 from trainer.encode import IGNORE, encode, show_masks
 

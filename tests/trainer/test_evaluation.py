@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from bot.paths import DATA_DIR
+from core.paths import DATA_DIR
 from trainer.dataset.pipeline import load_records, source_files
 from trainer.evaluation.evaluate import EvalSettings, answered_right
 from trainer.evaluation.failures import check, has_assistant_speak, has_invented_speaker, is_repetition_loop
@@ -98,7 +98,7 @@ def test_the_heldout_set_never_enters_training(persona, heldout):
 
 
 def test_adapter_against_base_report_and_determinism(trained_adapter, tmp_path):
-    from trainer.eval_command import compare
+    from trainer.evaluation.compare import compare
 
     settings = EvalSettings(max_new_tokens=40)
     first = compare(str(trained_adapter.adapter), "base", settings=settings, limit=4, out=tmp_path / "one")

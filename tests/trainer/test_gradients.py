@@ -1,10 +1,16 @@
 """Gradients through the frozen 4-bit base stay right after an evaluation: bitsandbytes would
-otherwise repack CPU weights into an inference layout without autograd (see qlora.py)."""
+otherwise repack CPU weights into an inference layout without autograd (see qlora.py).
 
+What this can catch depends on the CPU: the repacking only happens where bitsandbytes detects
+AVX512-BF16. There, the negative control shows the bug (the gradient is wrong without the fix)
+and the main test shows the fix. Elsewhere the bug cannot happen: the main test still runs (it
+cannot fail there), and the negative control is skipped, saying so."""
+
+import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
-from bot.model_resolver import EMBEDDED_SPEC, load_model
+from core.model_resolver import EMBEDDED_SPEC, load_model
 from trainer.qlora import keep_4bit_layers_differentiable
 
 
@@ -25,6 +31,22 @@ def first_layer_gradient(evaluate_first: bool, keep_differentiable: bool) -> tor
     model.train()
     model(input_ids=ids, labels=ids).loss.backward()
     return next(p.grad for n, p in model.named_parameters() if "layers.0.self_attn.q_proj.lora_A" in n).clone()
+
+
+pytestmark = pytest.mark.model
+
+
+def cpu_repacks_4bit_weights() -> bool:
+    from bitsandbytes.nn.modules import has_avx512bf16
+
+    return not torch.cuda.is_available() and has_avx512bf16()
+
+
+@pytest.mark.skipif(not cpu_repacks_4bit_weights(), reason="no AVX512-BF16: bitsandbytes never repacks, the bug cannot occur here")
+def test_negative_control_without_the_fix_evaluating_breaks_the_gradient(model_cache):
+    reference = first_layer_gradient(evaluate_first=False, keep_differentiable=False)
+    after_eval = first_layer_gradient(evaluate_first=True, keep_differentiable=False)
+    assert not torch.allclose(after_eval, reference, rtol=1e-3, atol=1e-6)
 
 
 def test_evaluating_does_not_change_training_gradients(model_cache):

@@ -7,7 +7,7 @@ import json
 
 from safetensors.torch import load_file
 
-from bot.prompt import Turn, generation_prompt
+from core.prompt import Turn, generation_prompt
 from trainer.chat_logs import Preference
 from trainer.kto_stage import class_weights, run_kto
 from trainer.retrain import KTOSettings

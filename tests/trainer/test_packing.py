@@ -1,19 +1,22 @@
 """Packed, padding-free batches: several samples in one row with no padding, and each sample
 attends only to itself, so the packed loss is exactly the loss of the samples trained apart."""
 
+import pytest
 import torch
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-from bot.model_resolver import EMBEDDED_SPEC, load_model
+from core.model_resolver import EMBEDDED_SPEC, load_model
 from trainer.encode import IGNORE, encode
 from trainer.profile import load_profile
 from trainer.qlora import make_trainer
+
+pytestmark = pytest.mark.model
 
 
 def rows(persona, n):
     from trainer.dataset.records import Origin, Record
     from trainer.dataset.transcript import record_turns
-    from bot.prompt import chat_messages
+    from core.prompt import chat_messages
 
     questions = ["Who are you?", "Fight me!", "What is 2 plus 2?", "Where is Tanjiro?", "Tempura?", "Good morning!"]
     answers = ["LORD INOSUKE!", "HAH! Gladly!", "Four! Easy!", "Doing laundry!", "TEMPURA!", "MORNING!"]

@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from bot.errors import UserError
-from bot.paths import PROJECT_ROOT
+from core.errors import UserError
+from core.paths import PROJECT_ROOT
 from trainer.plan import GIB, Architecture, estimate, model_config
 from trainer.profile import PROFILES_DIR, load_profile
 

@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-from tests.bot.test_persona import CARD, write_png_card
 from trainer.dataset.readers import read_source
 
 
@@ -44,11 +43,11 @@ def test_plain_text_one_quote_a_line(tmp_path, persona):
     assert rows[0].data == {"instruction": "Say something in character, Inosuke Hashibira!", "input": "", "output": "PIG ASSAULT!"}
 
 
-def test_card_json_and_png_dialogues_become_conversation_samples(tmp_path, persona):
+def test_card_json_and_png_dialogues_become_conversation_samples(tmp_path, persona, small_card, write_png_card):
     json_card = tmp_path / "rengoku.json"
-    json_card.write_text(json.dumps(CARD, indent=2))
+    json_card.write_text(json.dumps(small_card, indent=2))
     png_card = tmp_path / "rengoku_png.png"
-    write_png_card(png_card, CARD)
+    write_png_card(png_card, small_card)
     for path in (json_card, png_card):
         rows, problems = read_source(path, persona)
         assert problems == []

@@ -3,7 +3,6 @@ tiny step counts: best checkpoint, resume after Ctrl-C, manifest, reload, stoppi
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -12,12 +11,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bot.adapters import load_adapted_model, read_adapter
-from bot.generate import generate
-from bot.model_resolver import EMBEDDED_SPEC, load_model
-from bot.prompt import Turn, generation_prompt
+from core.registry import read_adapter
+from core.served_model import load_served
+from core.generate import generate
+from core.model_resolver import EMBEDDED_SPEC, load_model
+from core.prompt import Turn, generation_prompt
 from trainer import qlora
-from trainer.train_command import library_versions, read_run, run_train
+from trainer.train import library_versions, read_run
+from trainer.train import train as train_adapter
 
 # A deliberately high, constant learning rate: the eval loss falls, then climbs, so the best checkpoint is
 # not the last one and keeping the right one matters.
@@ -26,10 +27,12 @@ SHORT = ["max_steps=6", "eval_every=2", "eval_max_samples=4", "batch_size=1", "l
 QUESTIONS = ["Who are you?", "What's your favorite food?", "Do you like trains?", "What do you think of Zenitsu?"]
 
 
+pytestmark = pytest.mark.training
+
+
 def train(tmp, overrides, resume=None):
-    args = argparse.Namespace(profile="smollm2-cpu", overrides=overrides, resume=resume, show_masks=False,
-                              runs=tmp / "runs", registry=tmp / "adapters")
-    return run_train(args)
+    return train_adapter(None if resume else "smollm2-cpu", overrides=overrides, resume=resume, runs=tmp / "runs",
+                         registry=tmp / "adapters")
 
 
 @pytest.fixture(scope="module")
@@ -126,18 +129,18 @@ def test_trained_adapter_stops_at_end_of_turn(trained_adapter, persona, tokenize
     limit = 96
     prompts = [generation_prompt(tokenizer, persona, [Turn(q)]) for q in QUESTIONS]
     base = generate(load_model(EMBEDDED_SPEC, "nf4"), tokenizer, prompts, limit)
-    adapted = generate(load_adapted_model(read_adapter(outcome.adapter)), tokenizer, prompts, limit)
+    adapter = load_served(outcome.adapter)
+    adapted = generate(adapter.model, adapter.tokenizer, prompts, limit)
     assert not all(g.ended for g in base)
     for question, answer in zip(QUESTIONS, adapted):
         assert answer.ended and answer.new_tokens <= limit // 2, (question, answer)
 
 
 def test_chat_command_holds_a_conversation_with_the_adapter(short_run, capsys):
-    from bot.paths import DEFAULT_CARD
-    from trainer.chat_command import run_chat
+    from trainer.__main__ import main
 
-    args = argparse.Namespace(adapter=short_run.adapter, say=["Who are you?", "Fight me!"], card=DEFAULT_CARD, max_new_tokens=16)
-    assert run_chat(args) == 0
+    assert main(["chat", "--adapter", str(short_run.adapter), "--say", "Who are you?", "--say", "Fight me!",
+                 "--max-new-tokens", "16"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "You: Who are you?" and out[1].startswith("Inosuke: ") and "stopped at" in out[2]
     assert out[3] == "You: Fight me!" and out[4].startswith("Inosuke: ")

@@ -1,7 +1,7 @@
 """Transcripts split on speaker prefixes into user/assistant turns, so that the persona's lines
 are what the model learns to write and nobody else's are."""
 
-from bot.prompt import Turn, chat_messages
+from core.prompt import Turn, chat_messages
 from trainer.dataset.transcript import record_turns, split_transcript
 
 CONTINUE = "Continue the conversation as Inosuke."

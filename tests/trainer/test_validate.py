@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from trainer.data_command import token_counter
+from trainer.dataset.build import token_counter
 from trainer.dataset.pipeline import DataErrors, build_dataset, load_records
 
 GOOD = '{"instruction": "Who are you?", "output": "Lord Inosuke!"}'
@@ -111,7 +111,7 @@ def test_chat_format_rows_are_checked_too(tmp_path, persona, line, message):
 
 
 def test_a_chat_format_row_keeps_its_labels(tmp_path, persona):
-    from bot.prompt import Turn, chat_messages
+    from core.prompt import Turn, chat_messages
 
     row = {"messages": [{"role": "user", "content": "Race you!", "name": "Tanjiro"},
                         {"role": "user", "content": "Me too!", "name": "Zenitsu"},

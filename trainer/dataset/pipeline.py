@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.errors import UserError
-from bot.persona import PersonaCard
+from core.errors import UserError
+from core.persona import PersonaCard
 from trainer.dataset.dedup import Duplicate, dedupe
 from trainer.dataset.readers import SUPPORTED_SUFFIXES, read_source
 from trainer.dataset.records import Problem, RawRow, Record

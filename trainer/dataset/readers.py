@@ -12,11 +12,11 @@ import csv
 import json
 from pathlib import Path
 
-from bot.errors import UserError
-from bot.persona import PersonaCard, card_from_dict, is_card, read_card_json
-from bot.prompt import continue_instruction
+from core.errors import UserError
+from core.persona import PersonaCard, card_from_dict, is_card, read_card_json
+from core.prompt import continue_instruction
 from trainer.dataset.records import Origin, Problem, RawRow
-from bot.transcript_labels import speaker_line
+from core.transcript_labels import speaker_line
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".txt", ".png")
 

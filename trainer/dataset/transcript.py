@@ -8,9 +8,9 @@ model learns to answer as the persona and never to write the user's lines.
 
 from __future__ import annotations
 
-from bot.persona import PersonaCard
-from bot.prompt import Turn
-from bot.transcript_labels import ANONYMOUS_USERS, speaker_line
+from core.persona import PersonaCard
+from core.prompt import Turn
+from core.transcript_labels import ANONYMOUS_USERS, speaker_line
 
 
 def is_transcript(text: str, persona: PersonaCard) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from bot.persona import PersonaCard
-from bot.prompt import Turn, chat_messages, continue_instruction, transcript
+from core.persona import PersonaCard
+from core.prompt import Turn, chat_messages, continue_instruction, transcript
 from trainer.dataset.records import Problem, RawRow, Record
 from trainer.dataset.transcript import is_transcript, record_turns, split_transcript
 

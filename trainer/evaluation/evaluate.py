@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from bot.generate import Generation, generate, reply_text
-from bot.persona import PersonaCard
-from bot.prompt import PromptFormat, Turn, generation_prompt
+from core.generate import Generation, generate, reply_text
+from core.persona import PersonaCard
+from core.prompt import PromptFormat, Turn, generation_prompt
 from trainer.evaluation.failures import FAILURE_KINDS, check
 from trainer.evaluation.gate import GateSettings
 from trainer.evaluation.heldout import HeldOut

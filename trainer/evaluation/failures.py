@@ -7,8 +7,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from bot.persona import PersonaCard
-from bot.transcript_labels import speaker_line
+from core.persona import PersonaCard
+from core.transcript_labels import speaker_line
 
 # Generic assistant phrasing: the voice a persona adapter is meant to replace.
 ASSISTANT_SPEAK = re.compile(
@@ -57,7 +57,7 @@ def is_repetition_loop(text: str, n: int = 3, times: int = 3) -> bool:
 
 
 def check(raw: str, ended: bool, card: PersonaCard) -> Failures:
-    from bot.generate import reply_text
+    from core.generate import reply_text
 
     return Failures(
         assistant_speak=has_assistant_speak(raw),

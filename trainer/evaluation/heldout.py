@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.errors import UserError
-from bot.paths import PROJECT_ROOT
-from bot.persona import PersonaCard
-from bot.prompt import Turn
+from core.errors import UserError
+from core.paths import PROJECT_ROOT
+from core.persona import PersonaCard
+from core.prompt import Turn
 from trainer.dataset.pipeline import load_records
 from trainer.dataset.transcript import record_turns
 

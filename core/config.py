@@ -1,0 +1,110 @@
+"""The one config loader: YAML mappings into typed dataclasses, with errors that name the file
+and the key. Used for training profiles (and the bot's settings), so that a typo such as
+`lora.rnak` is an error naming the key, never a silently ignored setting."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+from core.errors import UserError
+
+T = TypeVar("T")
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"{where}: invalid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of keys to values, got {type(raw).__name__}")
+    return raw
+
+
+def build(cls: type[T], values: dict, where: str, prefix: str = "") -> T:
+    """A `cls` instance from a mapping; unknown keys and wrong types raise UserError."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise UserError(f"{where}: unknown key '{prefix}{unknown[0]}' (known keys: {', '.join(prefix + k for k in fields)})")
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = convert(value, hints[name], where, f"{prefix}{name}")
+    missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise UserError(f"{where}: missing key '{prefix}{missing[0]}'")
+    return cls(**kwargs)
+
+
+def convert(value: Any, hint: Any, where: str, key: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: {key}: expected a mapping, got {value!r}")
+        return build(hint, value, where, prefix=f"{key}.")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return convert(value, option, where, key)
+            except UserError as exc:
+                errors.append(exc)
+        raise errors[-1]
+    if origin is Literal:
+        if value not in args:
+            raise UserError(f"{where}: {key}: {value!r} is not one of {', '.join(repr(a) for a in args)}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise UserError(f"{where}: {key}: expected a list, got {value!r}")
+        return [convert(v, args[0], where, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)  # YAML reads 2e-4 (no dot) as a string
+        except ValueError:
+            pass
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    if hint is Any:
+        return value
+    raise UserError(f"{where}: {key}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def set_dotted(values: dict, dotted: str, raw: str, where: str) -> None:
+    """Apply one `key.sub=value` override (value parsed as YAML) to a nested mapping."""
+    *parents, leaf = dotted.split(".")
+    node = values
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"{where}: {dotted}: {part} is not a section")
+    node[leaf] = yaml.safe_load(raw) if raw != "" else ""
+
+
+def values_with_overrides(path: Path, overrides: list[str], example: str, required: bool = True) -> dict:
+    """A config file's values with `--set KEY=VALUE` overrides applied (values parsed as YAML).
+    A missing file is an error when `required`, else no values (every setting at its default)."""
+    values = read_yaml(path) if required or path.exists() else {}
+    for override in overrides:
+        if "=" not in override:
+            raise UserError(f"--set {override}: expected KEY=VALUE, e.g. --set {example}")
+        key, raw = override.split("=", 1)
+        set_dotted(values, key.strip(), raw.strip(), f"--set {override}")
+    return values

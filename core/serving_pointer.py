@@ -1,0 +1,88 @@
+"""Which adapter is in service: `current.json` in the registry, replaced in one atomic rename.
+
+The registry holds every published version (candidates included); the pointer alone says which
+one the bot serves. Promotion and rollback only ever rewrite the pointer, so a candidate that
+failed the gate, or a training killed half way, never changes what is served. Before any
+pointer exists (a fresh install that only ran `trainer train`), the newest version is served.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from core.registry import registry_dir, versions
+from core.errors import UserError
+
+POINTER = "current.json"
+
+
+def pointer_path(registry: Path | None = None) -> Path:
+    return (registry or registry_dir()) / POINTER
+
+
+def read_pointer(registry: Path | None = None) -> dict | None:
+    path = pointer_path(registry)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, OSError) as exc:
+        raise UserError(f"{path}: unreadable ({exc}); fix it or point it anew with `python -m trainer rollback --to vNNNN`") from None
+
+
+def in_service(registry: Path | None = None) -> Path | None:
+    """The adapter folder the bot should serve, or None for the bare base model."""
+    registry = registry or registry_dir()
+    pointer = read_pointer(registry)
+    if pointer is not None:
+        return registry / pointer["version"] if pointer.get("version") else None
+    published = versions(registry)
+    return published[-1] if published else None
+
+
+def write_pointer(pointer: dict, registry: Path | None = None) -> None:
+    registry = registry or registry_dir()
+    registry.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=".current-", dir=registry)
+    with os.fdopen(handle, "w") as out:
+        json.dump(pointer, out, indent=2)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temp, pointer_path(registry))  # readers see the old pointer or the new one, never half of one
+
+
+def promote(adapter: Path, registry: Path | None = None, reason: str = "") -> None:
+    """Put `adapter` (a published version folder) in service; the one it replaces is kept for rollback."""
+    registry = registry or registry_dir()
+    if not (adapter / "manifest.json").is_file() or adapter.parent.resolve() != registry.resolve():
+        raise UserError(f"{adapter}: not a published version of {registry}")
+    current = in_service(registry)
+    old = read_pointer(registry) or {}
+    history = list(old.get("history", []))
+    if current is not None and current.name != adapter.name:
+        history.append(current.name)
+    write_pointer({"version": adapter.name, "history": history, "reason": reason,
+                   "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}, registry)
+
+
+def rollback(registry: Path | None = None, to: str | None = None) -> tuple[str | None, str]:
+    """Serve the previous adapter again (or version `to`). Returns (from, to)."""
+    registry = registry or registry_dir()
+    current = in_service(registry)
+    history = list((read_pointer(registry) or {}).get("history", []))
+    if to is None:
+        if not history:
+            raise UserError("nothing to roll back to: no earlier adapter was in service")
+        to = history.pop()
+    elif to in history:
+        history.remove(to)
+    target = registry / to
+    if not (target / "manifest.json").is_file():
+        raise UserError(f"{target}: no such published adapter")
+    write_pointer({"version": to, "history": history, "reason": f"rollback from {current.name if current else 'none'}",
+                   "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}, registry)
+    return (current.name if current else None), to

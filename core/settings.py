@@ -1,0 +1,76 @@
+"""The bot's settings: config/bot.yaml (every key commented there) through the one config
+loader. Plain data: the trainer reads the chat window from here without loading Discord or the
+service. Secrets come from the environment or .env only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from core.config import build, read_yaml
+from core.model_resolver import EMBEDDED_SPEC
+from core.paths import PROJECT_ROOT
+
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "bot.yaml"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    max_batch: int = 8  # replies generated together at most
+    max_wait_s: float = 0.05  # how long the worker waits for more requests to batch
+    max_queue: int = 32  # requests waiting at most; beyond, an in-character "wait your turn"
+    max_new_tokens: int = 160  # longest reply in tokens
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    context_tokens: int = 1024  # prompt budget: persona card + as many recent turns as fit
+    history_messages: int = 60  # most recent messages read from the database per reply
+    max_input_chars: int = 1500  # longer messages get an in-character "too long" (they are still stored)
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    enabled_channels: list[int] = field(default_factory=list)  # reply to every message here, not only mentions
+    bot_allowlist: list[int] = field(default_factory=list)  # other bots it may answer
+    bot_exchange_limit: int = 3  # answers to allowlisted bots in a row per channel before it stops
+    rate_limit_messages: int = 6  # per user ...
+    rate_limit_seconds: float = 60.0  # ... in this sliding window
+    moderator_roles: list[int] = field(default_factory=list)  # role ids that may /approve and /reset (besides Manage Messages)
+    command_guild: int | None = None  # sync slash commands to this guild only (instant; for development); None: globally
+    sync_commands: bool = True  # push the command list to Discord at start-up
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    follow_registry: bool = True  # swap to a newly promoted adapter without a restart (off when an adapter is pinned)
+    poll_s: float = 5.0  # how often the pointer and the training lock are checked
+    release_during_training: bool = False  # unload the model while a training runs (one small GPU for both)
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    model: str = EMBEDDED_SPEC
+    adapter: str | None = None
+    quantization: Literal["nf4", "none"] = "nf4"
+    card: str = "data/persona_card.json"
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    chat: ChatSettings = field(default_factory=ChatSettings)
+    discord: DiscordSettings = field(default_factory=DiscordSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
+
+
+def load_settings(path: Path | None = None) -> BotSettings:
+    path = path or DEFAULT_CONFIG
+    return build(BotSettings, read_yaml(path), str(path)) if path.exists() else BotSettings()
+
+
+def discord_token() -> str | None:
+    """DISCORD_TOKEN from the environment, or from a .env file in the working directory."""
+    import os
+
+    from dotenv import load_dotenv
+
+    load_dotenv()
+    return os.environ.get("DISCORD_TOKEN") or None

@@ -1,0 +1,101 @@
+"""The schema comes from Alembic on a real SQLite file; history is per channel, survives a
+restart, is labelled by speaker, and fits the token budget."""
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+
+
+from core.context import fit_prompt, turns_from_history
+from core.db.database import connect, downgrade, make_engine, upgrade
+from core.db.history import History
+from core.paths import PROJECT_ROOT
+from core.prompt import Turn
+
+
+def tables(path):
+    with sqlite3.connect(path) as db:
+        return {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
+
+
+def test_alembic_cli_honours_the_database_url_and_downgrades(tmp_path):
+    path = tmp_path / "bot.db"
+    env = {**os.environ, "INOSUKE_DATABASE_URL": f"sqlite+aiosqlite:///{path}"}
+    for args in (["upgrade", "head"], ["downgrade", "base"], ["upgrade", "head"]):
+        done = subprocess.run([sys.executable, "-m", "alembic", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        head = {"alembic_version", "channels", "messages", "ratings", "approvals", "opt_outs", "training_runs"}
+        expected = head if args[0] == "upgrade" else {"alembic_version"}
+        assert tables(path) == expected
+
+
+def test_wal_mode_and_foreign_keys(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    upgrade(url)
+
+    async def pragmas():
+        engine = make_engine(url)
+        async with engine.connect() as connection:
+            journal = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar()
+            keys = (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar()
+        await engine.dispose()
+        return journal, keys
+
+    assert asyncio.run(pragmas()) == ("wal", 1)
+    downgrade(url)
+    assert tables(tmp_path / "bot.db") == {"alembic_version"}
+
+
+def run_with_history(url, body):
+    async def main():
+        async with connect(url) as sessions:
+            return await body(History(sessions))
+
+    return asyncio.run(main())
+
+
+def test_history_is_per_channel_survives_restart_and_reset(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    upgrade(url)
+
+    async def write(history):
+        await history.add(10, 1, "Tanjiro", "Inosuke, dinner!", discord_id=111)
+        await history.add(10, 0, "Inosuke", "TEMPURA!", by_bot=True, adapter_version="v0003")
+        await history.add(20, 2, "Zenitsu", "Put a shirt on!")
+
+    run_with_history(url, write)
+
+    async def read(history):  # a new engine: as after a restart
+        ten, twenty = await history.recent(10), await history.recent(20)
+        await history.reset(10)
+        await history.add(10, 1, "Tanjiro", "Good morning!")
+        return ten, twenty, await history.recent(10)
+
+    ten, twenty, after_reset = run_with_history(url, read)
+    assert [(m.author_name, m.content, m.by_bot) for m in ten] == [("Tanjiro", "Inosuke, dinner!", False), ("Inosuke", "TEMPURA!", True)]
+    assert [m.content for m in twenty] == ["Put a shirt on!"]
+    assert [m.content for m in after_reset] == ["Good morning!"]
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        assert db.execute("select adapter_version from messages where by_bot").fetchall() == [("v0003",)]
+        assert db.execute("select count(*) from messages where channel_id = 10").fetchone() == (3,)  # reset deletes nothing
+
+
+def test_multi_user_history_is_labelled_one_to_one_is_not(persona):
+    from core.db.history import StoredMessage, now
+
+    one = [StoredMessage(1, "Kanao", False, "hi", now()), StoredMessage(0, "Inosuke", True, "HAH!", now())]
+    assert turns_from_history(one) == [Turn("hi"), Turn("HAH!", by_persona=True)]
+    many = one + [StoredMessage(2, "Zenitsu", False, "eek", now())]
+    assert turns_from_history(many)[0] == Turn("hi", speaker="Kanao")
+    assert turns_from_history(many)[2] == Turn("eek", speaker="Zenitsu")
+
+
+def test_context_keeps_the_newest_turns_within_the_token_budget(persona, tokenizer):
+    turns = [Turn(f"message number {i} " + "blah " * 20, by_persona=i % 2 == 1) for i in range(30)]
+    prompt, kept = fit_prompt(tokenizer, persona, turns, budget=600)
+    assert 0 < kept < 30
+    assert len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) <= 600
+    assert "message number 29" in prompt and f"message number {30 - kept} " in prompt and f"message number {29 - kept} " not in prompt
+    assert prompt.startswith("<|im_start|>system\nYou are Inosuke Hashibira.")

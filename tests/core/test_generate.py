@@ -1,0 +1,24 @@
+import json
+
+from core.generate import reply_text
+from core import registry
+
+
+def test_reply_text_drops_own_label_and_cuts_invented_speakers(persona):
+    assert reply_text("Inosuke: HAH! Fight me!", persona) == "HAH! Fight me!"
+    assert reply_text("Tempura!\nMore tempura!\nYou: ok\nInosuke: again", persona) == "Tempura!\nMore tempura!"
+    assert reply_text("Monitsu is loud!\nZenitsu: I am NOT!", persona) == "Monitsu is loud!"
+    assert reply_text("Rule one: WIN!", persona) == "Rule one: WIN!"  # not a speaker: lowercase word
+
+
+def test_registry_numbers_versions_and_ignores_half_written_ones(tmp_path):
+    first = registry.staging_dir(tmp_path)
+    (first / "adapter_model.safetensors").write_bytes(b"x")
+    v1 = registry.publish(first, {"base_model": "m"}, tmp_path)
+    abandoned = registry.staging_dir(tmp_path)  # a training killed while writing its adapter
+    (abandoned / "adapter_model.safetensors").write_bytes(b"half")
+    second = registry.staging_dir(tmp_path)
+    v2 = registry.publish(second, {"base_model": "m"}, tmp_path)
+    assert [p.name for p in registry.versions(tmp_path)] == ["v0001", "v0002"] == [v1.name, v2.name]
+    assert json.loads((v2 / "manifest.json").read_text())["version"] == "v0002"
+    assert abandoned.exists() and abandoned not in registry.versions(tmp_path)

@@ -1,0 +1,67 @@
+import json
+
+from PIL import Image
+
+import pytest
+
+from core.errors import UserError
+from core.persona import load_card
+
+
+def test_the_projects_card_is_inosuke(persona):
+    assert persona.name == "Inosuke Hashibira"
+    assert persona.aliases == ("Inosuke Hashibira", "Inosuke")
+    assert persona.description and persona.personality and persona.first_mes
+    assert len(persona.example_dialogues()) >= 3
+
+
+def test_v2_json_card_with_placeholders_filled(tmp_path, small_card):
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(small_card))
+    card = load_card(path)
+    assert card.name == "Rengoku Kyojuro" and card.first_mes == "UMAI!"
+    assert card.example_dialogues() == [
+        "You: Hungry?\nRengoku Kyojuro: Always!",
+        "You: Fight?\nRengoku Kyojuro: Set your heart ablaze!",
+    ]
+
+
+def test_v1_flat_card(tmp_path, small_card):
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(small_card["data"]))
+    assert load_card(path).description == "The Flame Hashira."
+
+
+@pytest.mark.parametrize("key", ["chara", "ccv3"])
+def test_png_card(tmp_path, key, small_card, write_png_card):
+    path = tmp_path / "card.png"
+    write_png_card(path, small_card, key)
+    assert load_card(path).name == "Rengoku Kyojuro"
+
+
+@pytest.mark.parametrize(
+    "card, message",
+    [
+        ({"spec": "chara_card_v2", "data": {"name": ""}}, "name: the card has no name"),
+        ({"spec": "chara_card_v9", "data": {"name": "X"}}, "spec: unsupported card spec 'chara_card_v9' (expected chara_card_v2)"),
+        ({"spec": "chara_card_v2", "data": {"name": "X", "personality": 3}}, "personality: expected text, got int"),
+        ([1, 2], "card: expected a JSON object, got list"),
+    ],
+)
+def test_bad_cards_name_file_and_field(tmp_path, card, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(card))
+    with pytest.raises(UserError) as error:
+        load_card(path)
+    assert str(error.value) == f"{path}: {message}"
+
+
+def test_png_without_card_and_broken_json(tmp_path):
+    png = tmp_path / "plain.png"
+    Image.new("RGB", (2, 2)).save(png)
+    with pytest.raises(UserError, match="no character card"):
+        load_card(png)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{\n  "name": "X",\n  oops\n}')
+    with pytest.raises(UserError, match=r"broken.json:3: card: invalid JSON"):
+        load_card(broken)

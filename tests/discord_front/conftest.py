@@ -1,0 +1,91 @@
+"""Fixtures of the end-to-end Discord tests: the real discord.py client, unchanged, talking to
+the emulator over loopback, in front of the real reply pipeline and worker and a real SQLite file
+migrated by Alembic. The language model is the fake one (fake_served) unless a test's assertions
+depend on what the model writes; then it passes the real one (served)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from bot.discord_front.client import InosukeBot
+from bot.service.pipeline import ChatPipeline
+from bot.service.runtime import Runtime
+from bot.service.worker import ModelWorker
+from core.db.database import make_engine, sessions
+from core.db.history import History
+from core.settings import DiscordSettings
+from tests.conftest import sqlite_path
+from tests.discord_front.emulator import CHANNELS, ENABLED, MEMBERS, OTHER_BOT, Emulator
+
+DEFAULT_SETTINGS = DiscordSettings(enabled_channels=[ENABLED], bot_allowlist=[OTHER_BOT])
+
+
+@pytest.fixture
+def make_runtime(db_url, persona):
+    """make_runtime(served) -> a Runtime on the test's database; `runtime.prompts` records every
+    prompt sent to the worker, in order."""
+
+    def make(served, max_new_tokens: int = 32) -> Runtime:
+        db = make_engine(db_url)
+        history = History(sessions(db))
+        worker = ModelWorker(served, max_new_tokens=max_new_tokens).start()
+        runtime = Runtime(ChatPipeline(history, worker, persona), worker, history, db)
+        runtime.prompts = []
+        generate = worker.generate
+
+        async def recording(prompt, rendered_for):
+            runtime.prompts.append(prompt)
+            return await generate(prompt, rendered_for)
+
+        worker.generate = recording
+        return runtime
+
+    return make
+
+
+@pytest.fixture
+def run_bot(monkeypatch):
+    """run_bot(runtime, body, settings) runs `body(emulator, client)` with the bot connected, then
+    closes everything; returns the emulator for inspection."""
+
+    def run(runtime: Runtime, body, settings: DiscordSettings = DEFAULT_SETTINGS) -> Emulator:
+        emulator = None
+
+        async def main():
+            nonlocal emulator
+            emulator = await Emulator(channels=dict(CHANNELS), users=dict(MEMBERS)).start()
+            emulator.patch_discord(monkeypatch)
+            client = InosukeBot(runtime, settings)
+            task = asyncio.create_task(client.start("emulated-token"))
+            try:
+                ready = asyncio.create_task(client.wait_until_ready())
+                await asyncio.wait({task, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+                if task.done():  # the client stopped before it was ready: show why
+                    task.result()
+                    raise RuntimeError("the client stopped before it was ready")
+                assert ready.done(), "the client did not get ready in 30 s"
+                await body(emulator, client)
+            finally:
+                await client.close()
+                await asyncio.gather(task, return_exceptions=True)
+                await runtime.close()
+                await emulator.stop()
+
+        asyncio.run(main())
+        return emulator
+
+    return run
+
+
+@pytest.fixture
+def db_rows(db_url):
+    """db_rows(sql) -> the rows of a query on the test's database."""
+
+    def query(sql: str) -> list[tuple]:
+        with sqlite3.connect(sqlite_path(db_url)) as db:
+            return db.execute(sql).fetchall()
+
+    return query

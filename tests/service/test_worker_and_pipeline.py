@@ -1,0 +1,117 @@
+"""The model worker and the reply pipeline: batching across channels with the real embedded
+model, a full queue, a failing batch, swaps between batches, and the pipeline's storage."""
+
+import asyncio
+
+import pytest
+
+from bot.service.pipeline import TOO_LONG, WAIT_YOUR_TURN, ChatPipeline
+from bot.service.worker import ModelWorker, RenderedForAnotherModel, WorkerBusy
+from core.db.database import connect
+from core.db.history import History
+from core.generate import generate
+from core.prompt import Turn, generation_prompt
+from core.served_model import ServedModel
+from core.settings import ChatSettings
+
+
+def test_requests_from_many_channels_are_batched_and_answered_in_order(served, persona):
+    questions = [f"Say the number {i}." for i in range(8)]
+    prompts = [generation_prompt(served.tokenizer, persona, [Turn(q)]) for q in questions]
+
+    async def main():
+        worker = ModelWorker(served, max_batch=8, max_wait_s=0.2, max_new_tokens=12).start()
+        try:
+            return await asyncio.gather(*(worker.generate(p, served) for p in prompts)), worker.stats
+        finally:
+            worker.stop()
+
+    results, stats = asyncio.run(main())
+    assert len(results) == 8 and all(r.new_tokens > 0 and r.adapter_version == "v0007" for r in results)
+    assert stats.largest > 1 and stats.requests == 8  # generated together, not one by one
+    expected = generate(served.model, served.tokenizer, [prompts[3]], 12)[0]
+    assert results[3].text == expected.text  # each caller gets its own reply, unchanged by batching
+
+
+def test_full_queue_is_refused_at_once_and_a_failure_does_not_kill_the_worker(tokenizer):
+    class Broken:
+        device = "cpu"
+
+        def generate(self, **kwargs):
+            raise RuntimeError("boom")
+
+    broken = ServedModel(Broken(), tokenizer, None, "chat", "smollm2-135m", "nf4")
+
+    async def main():
+        worker = ModelWorker(broken, max_queue=2, max_wait_s=0.3).start()
+        try:
+            first = asyncio.ensure_future(worker.generate("a", broken))
+            second = asyncio.ensure_future(worker.generate("b", broken))
+            await asyncio.sleep(0)
+            with pytest.raises(WorkerBusy):
+                await worker.generate("c", broken)
+            outcomes = await asyncio.gather(first, second, return_exceptions=True)
+            assert all(isinstance(o, RuntimeError) for o in outcomes)
+            with pytest.raises(RuntimeError):  # the worker is still there and still answering
+                await worker.generate("d", broken)
+        finally:
+            worker.stop()
+
+    asyncio.run(main())
+
+
+def test_a_prompt_rendered_for_a_swapped_out_model_is_never_generated_by_the_new_one(fake_served, tokenizer, persona):
+    """The worker hands back a request rendered for the previous ServedModel; the pipeline renders
+    it again for the new one (its own format), so nothing is generated from a stale prompt."""
+    alpaca = ServedModel(fake_served.model, tokenizer, "v0002", "alpaca", "smollm2-135m", "nf4")
+
+    async def main():
+        worker = ModelWorker(fake_served, max_new_tokens=8).start()
+        try:
+            stale = generation_prompt(tokenizer, persona, [Turn("Hi!")], "chat")
+            await worker.between_batches(lambda: worker.install(alpaca))
+            with pytest.raises(RenderedForAnotherModel):
+                await worker.generate(stale, fake_served)
+            fresh = await ChatPipeline(None, worker, persona).generate_for([Turn("Hi!")])
+            return fresh
+        finally:
+            worker.stop()
+
+    generation = asyncio.run(main())
+    assert generation.adapter_version == "v0002"
+    assert fake_served.model.prompts == [generation_prompt(tokenizer, persona, [Turn("Hi!")], "alpaca")]
+
+
+def test_pipeline_stores_both_sides_keeps_channels_apart_and_answers_in_character(served, persona, db_url):
+    async def main():
+        worker = ModelWorker(served, max_new_tokens=24).start()
+        async with connect(db_url) as sessions:
+            history = History(sessions)
+            pipeline = ChatPipeline(history, worker, persona, settings=ChatSettings(max_input_chars=200))
+            try:
+                a, b = await asyncio.gather(pipeline.respond(1, 7, "Kanao", "Who are you?"),
+                                            pipeline.respond(2, 8, "Genya", "What is the capital of France?"))
+                long = await pipeline.respond(1, 7, "Kanao", "x" * 500)
+                one, two = await history.recent(1), await history.recent(2)
+            finally:
+                worker.stop()
+        return a, b, long, one, two
+
+    a, b, long, one, two = asyncio.run(main())
+    assert a.from_model and b.from_model and a.text and "Paris" in b.text
+    assert [(m.author_name, m.by_bot) for m in one] == [("Kanao", False), ("Inosuke", True), ("Kanao", False)]
+    assert one[1].content == a.text and [m.content for m in two] == ["What is the capital of France?", b.text]
+    assert long.text == TOO_LONG and not long.from_model and one[2].content == "x" * 500  # stored, not lost
+
+
+def test_a_full_queue_gets_wait_your_turn_and_the_message_is_kept(fake_served, persona, db_url):
+    async def main():
+        worker = ModelWorker(fake_served, max_queue=0)  # every request finds the queue full
+        async with connect(db_url) as sessions:
+            history = History(sessions)
+            reply = await ChatPipeline(history, worker, persona).respond(5, 9, "Aoi", "Hello?")
+            return reply, await history.recent(5)
+
+    reply, stored = asyncio.run(main())
+    assert reply.text == WAIT_YOUR_TURN and not reply.from_model
+    assert [m.content for m in stored] == ["Hello?"]

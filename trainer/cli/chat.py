@@ -1,0 +1,48 @@
+"""python -m trainer chat --adapter PATH [--say TEXT ...]: try an adapter.
+
+With --say (repeatable) it plays those lines as one conversation and exits; without, it reads
+lines from the terminal (/reset forgets the conversation, /quit or Ctrl-D ends). Replies are
+rendered by the one prompt builder in the adapter's own prompt format and stop at end of turn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from core.paths import DEFAULT_CARD
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("chat", help="talk to an adapter")
+    parser.add_argument("--adapter", required=True, help="adapter folder, registry version (v0003) or latest")
+    parser.add_argument("--say", action="append", default=[], metavar="TEXT", help="a line to say (repeatable); omit for a REPL")
+    parser.add_argument("--card", type=Path, default=DEFAULT_CARD, help="persona card")
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.conversation import LocalConversation, repl, terminal_lines
+    from core.registry import find_adapter
+    from core.served_model import load_served
+
+    conversation = LocalConversation(args.card, load_served(find_adapter(args.adapter)), max_new_tokens=args.max_new_tokens)
+    name = conversation.name
+    if args.say:
+        for line in args.say:
+            reply, answer = conversation.say(line)
+            stop = "end of turn" if answer.ended else f"token limit {args.max_new_tokens}"
+            print(f"You: {line}\n{name}: {reply}\n  [{answer.new_tokens} tokens, stopped at {stop}]")
+        return 0
+    print(f"Talking to {name} ({conversation.served.version}, {conversation.served.base}). /reset, /quit.")
+
+    async def say(line: str) -> str:
+        return conversation.say(line)[0]
+
+    async def reset() -> None:
+        conversation.turns.clear()
+
+    asyncio.run(repl(terminal_lines(), say, reset, name))
+    return 0

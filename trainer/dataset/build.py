@@ -1,0 +1,58 @@
+"""Build the dataset and report it: the library call under `python -m trainer data build`
+(trainer/cli/data.py). The pipeline itself is trainer/dataset/pipeline.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from core.model_resolver import EMBEDDED_SPEC
+from core.paths import DATA_DIR, DEFAULT_CARD, state_dir
+
+
+def token_counter(tokenizer):
+    from core.prompt import render_chat
+
+    def count(messages: list[dict[str, str]]) -> int:
+        return len(tokenizer(render_chat(tokenizer, messages), add_special_tokens=False)["input_ids"])
+
+    return count
+
+
+def build(data: Path = DATA_DIR, card: Path = DEFAULT_CARD, out: Path | None = None, *, model: str = EMBEDDED_SPEC,
+          max_tokens: int | None = None, eval_fraction: float = 0.05, seed: int = 0, rejects: Path | None = None,
+          console: Console | None = None):
+    """Ingest, validate, de-duplicate and split `data` for `card`, write the dataset to `out`
+    (default state/dataset), print its statistics and draw its chart. Samples are measured with
+    `model`'s tokenizer against `max_tokens` (default: the model's context)."""
+    from core.errors import UserError
+    from core.model_resolver import context_length, load_tokenizer
+    from core.persona import load_card
+    from trainer.dataset.pipeline import build_dataset
+    from trainer.dataset.stats import print_table
+
+    console = console or Console()
+    if not 0 <= eval_fraction < 1:
+        raise UserError(f"--eval-fraction: must be at least 0 and below 1, got {eval_fraction}")
+    persona = load_card(card)
+    tokenizer = load_tokenizer(model)
+    max_tokens = max_tokens or context_length(model)
+    out = out or state_dir() / "dataset"
+    result = build_dataset(data, persona, out, max_tokens=max_tokens, count_tokens=token_counter(tokenizer),
+                           eval_fraction=eval_fraction, seed=seed, rejects=rejects)
+    print_table(result.composition, console, title=f"{persona.name} dataset")
+    console.print(f"train {len(result.train):,} / eval {len(result.eval):,} (eval fraction {eval_fraction}, seed {seed}); "
+                  f"max {max_tokens:,} tokens a sample ({model} tokenizer)")
+    console.print(f"duplicates removed: {len(result.duplicates)} "
+                  f"({sum(d.exact for d in result.duplicates)} exact, {sum(not d.exact for d in result.duplicates)} after normalizing)")
+    for duplicate in result.duplicates[:5]:
+        console.print(f"  {duplicate}", markup=False)
+    if result.problems:
+        console.print(f"[yellow]{result.rejected_rows} row(s) rejected ({len(result.problems)} problem(s)), written to {rejects}[/]")
+        for problem in result.problems[:10]:
+            console.print(f"  {problem}", markup=False)
+    else:
+        console.print("validation errors: 0")
+    console.print(f"wrote {out}/train.jsonl, eval.jsonl, dataset.json, composition.png")
+    return result

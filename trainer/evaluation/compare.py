@@ -1,0 +1,92 @@
+"""Evaluate an adapter against another (or the untuned base) on the fixed held-out set in
+evals/, and write a report (report.md, metrics.json, charts) under state/evals/: the library call
+under `python -m trainer eval` (trainer/cli/evaluate.py), the retraining gate and the demo."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.paths import DEFAULT_CARD, PROJECT_ROOT, state_dir
+from trainer.evaluation.evaluate import EvalSettings
+from trainer.evaluation.gate import GateDecision, decide, gate_metrics
+
+DEFAULT_EVAL_CONFIG = PROJECT_ROOT / "config" / "eval.yaml"
+
+
+def load_eval_settings(path: Path = DEFAULT_EVAL_CONFIG, overrides: list[str] = ()) -> EvalSettings:
+    from core.config import build, values_with_overrides
+
+    return build(EvalSettings, values_with_overrides(path, overrides, "max_new_tokens=64", required=False), str(path))
+
+
+def evaluate_side(which: str, base_of: str | None, card, heldout, scorer, settings: EvalSettings) -> dict:
+    """Load one side (an adapter, or `base`: the bare base model of adapter `base_of`, as the
+    bot serves it with no adapter), evaluate, free it."""
+    from core.model_resolver import release_device_memory
+    from core.registry import find_adapter, read_adapter
+    from core.served_model import load_served
+    from trainer.evaluation.evaluate import evaluate_model
+
+    if which == "base":
+        info = read_adapter(find_adapter(base_of))
+        served, label = load_served(None, base=info.base_model, quantization=info.quantization), "base"
+    else:
+        served = load_served(find_adapter(which))
+        label = served.version
+    try:
+        return evaluate_model(label, served.model, served.tokenizer, card, served.prompt_format, heldout, scorer, settings)
+    finally:
+        del served
+        release_device_memory()
+
+
+@dataclass
+class Comparison:
+    a: dict
+    b: dict
+    decision: GateDecision
+    report: Path
+    seconds: float
+
+
+def compare(adapter: str, against: str, *, card_path: Path = DEFAULT_CARD, settings: EvalSettings | None = None,
+            limit: int | None = None, out: Path | None = None) -> Comparison:
+    """Evaluate `adapter` and `against` on the same held-out set; the gate's verdict on
+    `adapter` replacing `against`; the report written."""
+    from core.persona import load_card
+    from trainer.evaluation.heldout import load_heldout
+    from trainer.evaluation.report import write_report
+    from trainer.evaluation.style import StyleScorer
+
+    started = time.perf_counter()
+    settings = settings or load_eval_settings()
+    card = load_card(card_path)
+    heldout = load_heldout(card).limited(limit)
+    scorer = StyleScorer()
+    a = evaluate_side(adapter, None, card, heldout, scorer, settings)
+    b = evaluate_side(against, adapter, card, heldout, scorer, settings)
+    decision = decide(gate_metrics(a), gate_metrics(b), settings.gate)
+    out = out or state_dir() / "evals" / f"{a['label']}-vs-{b['label']}"
+    report = write_report(a, b, out, decision)
+    return Comparison(a, b, decision, report, time.perf_counter() - started)
+
+
+def print_comparison(result: Comparison, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from trainer.evaluation.report import summary_rows
+
+    console = console or Console()
+    table = Table(title=f"{result.a['label']} vs {result.b['label']} (held-out set)")
+    for column in ("metric", result.a["label"], result.b["label"], "better"):
+        table.add_column(column)
+    for row in summary_rows(result.a, result.b):
+        table.add_row(*row)
+    console.print(table)
+    verdict = "PASSED" if result.decision.passed else "FAILED"
+    console.print(f"gate ({result.a['label']} replacing {result.b['label']}): {verdict}: {'; '.join(result.decision.reasons)}",
+                  highlight=False, markup=False)
+    console.print(f"report: {result.report} ({result.seconds:.0f}s)", highlight=False)
