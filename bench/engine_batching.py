@@ -11,12 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 QUESTIONS = ["Who are you?", "What's your favorite food?", "Fight me!", "Where is Tanjiro?", "Do you like trains?",
              "What is 7 plus 5?", "Good morning!", "Why the boar mask?", "Can I train with you?", "Are you hungry?"]
@@ -29,27 +26,27 @@ async def loop_lag(stop: asyncio.Event, worst: list[float]) -> None:
         worst[0] = max(worst[0], time.perf_counter() - started - 0.01)
 
 
-async def scenario(model, tokenizer, card, max_batch: int, channels: int, rounds: int, new_tokens: int) -> dict:
+async def scenario(served, card, max_batch: int, channels: int, rounds: int, new_tokens: int) -> dict:
     from bot.service.pipeline import ChatPipeline
+    from bot.service.worker import ModelWorker
     from core.db.database import make_engine, sessions, upgrade
-    from bot.service.worker import ReplyEngine
     from core.db.history import History
 
     url = f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bench.db"
     await asyncio.to_thread(upgrade, url)
     db = make_engine(url)
-    engine = ReplyEngine(model, tokenizer, max_batch=max_batch, max_wait_s=0.05, max_new_tokens=new_tokens).start()
-    pipeline = ChatPipeline(History(sessions(db)), engine, tokenizer, card)
+    worker = ModelWorker(served, max_batch=max_batch, max_wait_s=0.05, max_new_tokens=new_tokens).start()
+    pipeline = ChatPipeline(History(sessions(db)), worker, card)
     latencies, tokens = [], 0
-    original = engine.generate
+    original = worker.generate
 
-    async def counted(prompt):
+    async def counted(prompt, rendered_for):
         nonlocal tokens
-        result = await original(prompt)
+        result = await original(prompt, rendered_for)
         tokens += result.new_tokens
         return result
 
-    engine.generate = counted
+    worker.generate = counted
     stop, worst = asyncio.Event(), [0.0]
     ticker = asyncio.create_task(loop_lag(stop, worst))
 
@@ -64,12 +61,12 @@ async def scenario(model, tokenizer, card, max_batch: int, channels: int, rounds
     wall = time.perf_counter() - started
     stop.set()
     await ticker
-    engine.stop()
+    worker.stop()
     await db.dispose()
     latencies.sort()
     return {"tok_s": tokens / wall, "tokens": tokens, "wall": wall, "p50": statistics.median(latencies),
             "p95": latencies[max(0, round(0.95 * len(latencies)) - 1)], "lag_ms": worst[0] * 1000,
-            "batches": sorted(engine.batches)}
+            "mean_batch": worker.stats.mean_size, "largest_batch": worker.stats.largest}
 
 
 async def main() -> None:
@@ -79,21 +76,22 @@ async def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     args = parser.parse_args()
     from core.cli import quiet_libraries, quiet_warnings
-    from core.model_resolver import EMBEDDED_SPEC, load_model, load_tokenizer
+    from core.model_resolver import EMBEDDED_SPEC
     from core.paths import DEFAULT_CARD
     from core.persona import load_card
+    from core.served_model import load_served
 
     quiet_libraries()
     quiet_warnings()
-    tokenizer, model, card = load_tokenizer(EMBEDDED_SPEC), load_model(EMBEDDED_SPEC, "nf4"), load_card(DEFAULT_CARD)
+    served, card = load_served(None, base=EMBEDDED_SPEC), load_card(DEFAULT_CARD)
     print(f"{args.channels} channels x {args.rounds} rounds, up to {args.new_tokens} new tokens a reply, {EMBEDDED_SPEC} NF4")
     print(f"{'worker':<16} {'tok/s':>7} {'tokens':>7} {'wall s':>7} {'p50 s':>6} {'p95 s':>6} {'worst loop lag ms':>18}")
     results = {}
     for name, max_batch in (("one at a time", 1), ("batched", args.channels)):
-        r = results[name] = await scenario(model, tokenizer, card, max_batch, args.channels, args.rounds, args.new_tokens)
+        r = results[name] = await scenario(served, card, max_batch, args.channels, args.rounds, args.new_tokens)
         print(f"{name:<16} {r['tok_s']:>7.1f} {r['tokens']:>7} {r['wall']:>7.1f} {r['p50']:>6.2f} {r['p95']:>6.2f} {r['lag_ms']:>18.1f}")
     print(f"aggregate tokens/s, batched / one at a time: {results['batched']['tok_s'] / results['one at a time']['tok_s']:.2f}x "
-          f"(target >= 3x); batch sizes seen: {sorted(set(results['batched']['batches']))}")
+          f"(target >= 3x); batches: mean {results['batched']['mean_batch']:.1f}, largest {results['batched']['largest_batch']}")
 
 
 if __name__ == "__main__":

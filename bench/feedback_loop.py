@@ -27,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SCRIPT = {  # channel -> (user id, display name, line)
     1: [(11, "Tanjiro", "Inosuke! Let's train at the waterfall today."), (12, "Zenitsu", "Can we please not fight a bear?"),

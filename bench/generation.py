@@ -7,17 +7,14 @@ against a batch of 8 conversations, all in one run so the ratios are comparable 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.cli import quiet_libraries  # noqa: E402
-from core.model_resolver import EMBEDDED_SPEC, load_model, load_tokenizer  # noqa: E402
-from core.paths import DEFAULT_CARD  # noqa: E402
-from core.persona import load_card  # noqa: E402
-from core.prompt import Turn, chat_messages, render_chat  # noqa: E402
+from core.cli import quiet_libraries
+from core.model_resolver import EMBEDDED_SPEC, load_model, load_tokenizer
+from core.paths import DEFAULT_CARD
+from core.persona import load_card
+from core.prompt import Turn, chat_messages, render_chat
 
 QUESTIONS = ["Who are you?", "What's your favorite food?", "Why the boar mask?", "Fight me!",
              "What is 7 plus 5?", "Do you like trains?", "Where is Tanjiro?", "Good morning!"]

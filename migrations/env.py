@@ -30,7 +30,7 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_migrations_online() -> None:
-    engine = make_engine(url())
+    engine = make_engine(url(), foreign_keys=False)  # batch rebuilds must not cascade (see make_engine)
     async with engine.connect() as connection:
         await connection.run_sync(do_run_migrations)
     await engine.dispose()

@@ -78,7 +78,6 @@ def peak_memory() -> tuple[float, str]:
 def new_run(profile, runs: Path) -> tuple[Path, dict]:
     """A fresh run folder with the profile resolved and the dataset built from its data."""
     from core.model_resolver import load_tokenizer
-    from core.paths import project_path
     from core.persona import load_card
     from trainer.dataset.build import token_counter
     from trainer.dataset.pipeline import build_dataset

@@ -110,7 +110,8 @@ class InosukeBot(discord.Client):
         async with message.channel.typing():
             reply = await self.runtime.pipeline.respond(
                 message.channel.id, message.author.id, message.author.display_name, self.message_text(message),
-                discord_id=message.id, reply_to_discord_id=message.reference.message_id if message.reference else None)
+                discord_id=message.id, reply_to_discord_id=message.reference.message_id if message.reference else None,
+                guild_id=message.guild.id if message.guild else None, channel_name=getattr(message.channel, "name", None))
         buttons = rating_view(reply.message_id) if reply.message_id is not None else None
         sent = await self.send_reply(message, reply.text, buttons)
         if sent and reply.message_id is not None:

@@ -48,11 +48,12 @@ class ChatPipeline:
         self._channel_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def respond(self, channel_id: int, author_id: int, author_name: str, text: str, *,
-                      discord_id: int | None = None, reply_to_discord_id: int | None = None) -> Reply:
+                      discord_id: int | None = None, reply_to_discord_id: int | None = None, guild_id: int | None = None,
+                      channel_name: str | None = None) -> Reply:
         async with self._channel_locks[channel_id]:
             # The user's message is stored before anything can fail: it is never lost.
             await self.history.add(channel_id, author_id, author_name, text, discord_id=discord_id,
-                                   reply_to_discord_id=reply_to_discord_id)
+                                   reply_to_discord_id=reply_to_discord_id, guild_id=guild_id, channel_name=channel_name)
             if len(text) > self.settings.max_input_chars:
                 return Reply(TOO_LONG, from_model=False)
             messages = await self.history.recent(channel_id, self.settings.history_messages)

@@ -25,12 +25,14 @@ def database_url() -> str:
     return os.environ.get("INOSUKE_DATABASE_URL") or f"sqlite+aiosqlite:///{state_dir() / 'inosuke.db'}"
 
 
-def make_engine(url: str | None = None) -> AsyncEngine:
-    """The bot's async engine (every store in core/db is async)."""
+def make_engine(url: str | None = None, *, foreign_keys: bool = True) -> AsyncEngine:
+    """The bot's async engine (every store in core/db is async). Migrations run with SQLite's
+    foreign keys off: a batch migration rebuilds a table by dropping it, and with them on that
+    drop would cascade into every row that refers to it."""
     url = url or database_url()
     make_sqlite_folder(url)
     engine = create_async_engine(url)
-    set_sqlite_pragmas(engine.sync_engine)
+    set_sqlite_pragmas(engine.sync_engine, foreign_keys)
     return engine
 
 
@@ -53,7 +55,7 @@ def make_sqlite_folder(url: str) -> None:
         Path(url.split(":///", 1)[1]).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def set_sqlite_pragmas(engine: Engine) -> None:
+def set_sqlite_pragmas(engine: Engine, foreign_keys: bool = True) -> None:
     if engine.dialect.name != "sqlite":
         return
 
@@ -63,7 +65,7 @@ def set_sqlite_pragmas(engine: Engine) -> None:
         # foreign keys: SQLite leaves them off unless asked, and /forget-me relies on cascades.
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()
 

@@ -30,18 +30,18 @@ class History:
     def __init__(self, sessions: async_sessionmaker):
         self.sessions = sessions
 
-    async def ensure_channel(self, channel_id: int, guild_id: int | None = None, name: str = "") -> None:
-        async with self.sessions() as session, session.begin():
-            if await session.get(Channel, channel_id) is None:
-                session.add(Channel(id=channel_id, guild_id=guild_id, name=name[:100], created_at=now()))
-
     async def add(self, channel_id: int, author_id: int, author_name: str, content: str, *, by_bot: bool = False,
                   discord_id: int | None = None, reply_to_discord_id: int | None = None,
-                  adapter_version: str | None = None) -> int:
+                  adapter_version: str | None = None, guild_id: int | None = None, channel_name: str | None = None) -> int:
+        """Store a message; the channel is recorded on first sight (its guild and name when known,
+        kept up to date when a channel is renamed)."""
         async with self.sessions() as session, session.begin():
-            if await session.get(Channel, channel_id) is None:
-                session.add(Channel(id=channel_id, created_at=now()))
+            channel = await session.get(Channel, channel_id)
+            if channel is None:
+                session.add(Channel(id=channel_id, guild_id=guild_id, name=(channel_name or "")[:100], created_at=now()))
                 await session.flush()
+            elif channel_name and channel.name != channel_name[:100]:
+                channel.name, channel.guild_id = channel_name[:100], guild_id if guild_id is not None else channel.guild_id
             message = Message(channel_id=channel_id, discord_id=discord_id, author_id=author_id,
                               author_name=author_name[:100], by_bot=by_bot, content=content,
                               reply_to_discord_id=reply_to_discord_id, adapter_version=adapter_version, created_at=now())

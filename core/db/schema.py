@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -20,7 +20,6 @@ class Channel(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     guild_id: Mapped[int | None] = mapped_column(BigInteger)
     name: Mapped[str] = mapped_column(String(100), default="")
-    enabled: Mapped[bool] = mapped_column(Boolean, default=False)  # reply to every message, not only mentions
     context_reset_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # /reset: forget before this
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -56,7 +55,8 @@ class Rating(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (UniqueConstraint("message_id", "user_id", name="uq_ratings_message_user"),)
+    __table_args__ = (UniqueConstraint("message_id", "user_id", name="uq_ratings_message_user"),
+                      CheckConstraint("score BETWEEN 1 AND 5", name="ck_ratings_score"))
 
 
 class Approval(Base):

@@ -171,9 +171,9 @@ def test_retrain_dry_run_then_promotes_a_better_candidate_and_rejects_a_worse_on
 
 
 def test_the_lock_stops_a_second_run_and_a_killed_training_changes_nothing(loop_state, trained_adapter, tmp_path):
-    from trainer.loop_commands import EXIT_ALREADY_RUNNING
-    from trainer.retrain import RetrainSettings, run_retrain, with_sessions
     from core.db.training_runs import all_runs
+    from trainer.cli.feedback import EXIT_ALREADY_RUNNING
+    from trainer.retrain import RetrainSettings, retrain
 
     state, url = loop_state
     registry = state / "adapters"
