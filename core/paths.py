@@ -17,7 +17,8 @@ def project_path(value: str | Path) -> Path:
 
 
 def state_dir() -> Path:
-    """Run-time state (database, built datasets, adapters): $INOSUKE_STATE_DIR or ./state."""
+    """Run-time state (database, built datasets, adapters): $INOSUKE_STATE_DIR, else state/ in the
+    project folder, whatever the working directory (commands work from anywhere)."""
     return Path(os.environ.get("INOSUKE_STATE_DIR", PROJECT_ROOT / "state"))
 
 

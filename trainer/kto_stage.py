@@ -29,7 +29,7 @@ def run_kto(candidate: Path, preferences: list[Preference], settings, registry: 
 
     from core.registry import read_adapter
     from core.model_resolver import load_model, load_tokenizer
-    from trainer import registry as adapter_registry
+    from core import registry as adapter_registry
     from trainer.qlora import keep_4bit_layers_differentiable
 
     started = time.perf_counter()
