@@ -64,7 +64,9 @@ def heldout_texts() -> set[str]:
     for line in (EVALS / "persona.jsonl").read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
-            texts |= {row["instruction"], row["output"].split(": ", 1)[-1]}
+            texts |= {row["output"].split(": ", 1)[-1]}
+            if row["instruction"] != CONTINUE:  # the fixed directive of every multi-turn sample is no prompt
+                texts.add(row["instruction"])
             texts |= {l.split(": ", 1)[-1] for l in row["input"].splitlines()}
     return texts
 
