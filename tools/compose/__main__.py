@@ -1,115 +1,158 @@
-"""Run as: python -m tools.compose
+"""Run as: python -m tools.compose            write data/*.jsonl from the hand-written lines here
+       python -m tools.compose --check    only check the lines (counts, reuse, held-out leaks)
 
-Writes the curated dataset in data/ (persona, quotes, conversations, generic_qa JSONL) from the
-hand-written lines in this folder, deterministically. Edit the lines here and rerun; the JSONL
-files are its output.
+The curated dataset in data/ is composed, deterministically, from hand-written Python lists in
+this folder. Every reply is written for the exact line it answers: nothing is recombined, so
+no reply ever answers a sibling variant of its prompt. Edit the lists and rerun; the JSONL
+files are the output.
+
+- persona_pairs.py    PAIRS: (question about Inosuke, his answer)
+- quote_pairs.py      QUOTES: (situation, his line in it)
+- qa_pairs.py         QA: (ordinary question, correct answer in his voice); ARITHMETIC: computed
+- conversations_*.py  CONVERSATIONS: lists of "Speaker: text" lines ending with an Inosuke line
+
+Checks (the command fails on any): every conversation has 2 to 6 turns once consecutive lines of
+the same side are merged and ends with Inosuke; no Inosuke line is used more than MAX_REUSE
+times; no prompt or reference of the held-out set (evals/) appears; arithmetic answers state the
+computed result.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
-import random
-from itertools import product
+import pkgutil
+import re
+import sys
+from collections import Counter
 from pathlib import Path
 
-from tools.compose.conversation_lines import TOPICS
-from tools.compose.persona_lines import FACTS as PERSONA_FACTS
-from tools.compose.qa_lines import ARITHMETIC_ANSWERS, ARITHMETIC_QUESTIONS, FACTS as QA_FACTS
-from tools.compose.quote_lines import QUOTES
-
-DATA = Path(__file__).resolve().parents[2] / "data"
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "data"
+EVALS = ROOT / "evals"
 PERSONA = "Inosuke"
 CONTINUE = "Continue the conversation as Inosuke."
-CONVERSATIONS_PER_TOPIC = 25
-SEED = 7
+MAX_REUSE = 3
+SPEAKER = re.compile(r"^([A-Z][\w'.-]*(?: [A-Z][\w'.-]*){0,2}): (.+)$")
 
 
 def sample(instruction: str, output: str, input: str = "") -> dict:
     return {"instruction": instruction, "input": input, "output": output}
 
 
-def persona_samples() -> list[dict]:
-    return [sample(q, answers[i % len(answers)]) for questions, answers in PERSONA_FACTS for i, q in enumerate(questions)]
+def content_module(name: str):
+    return importlib.import_module(f"tools.compose.{name}")
 
 
-def quote_samples() -> list[dict]:
-    return [sample(situation, line) for situation, lines in QUOTES for line in lines]
+def conversation_modules() -> list:
+    folder = Path(__file__).resolve().parent
+    names = sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.name.startswith("conversations_"))
+    return [content_module(name) for name in names]
 
 
-def user_line(text: str) -> str:
-    """"Zenitsu: ..." is spoken by Zenitsu; anything else by the anonymous "You"."""
-    head = text.split(":", 1)[0]
-    return text if ":" in text and head.istitle() and " " not in head else f"You: {text}"
+def heldout_texts() -> set[str]:
+    """Every prompt and reference of the held-out set: never composed into training data."""
+    texts: set[str] = set()
+    for line in (EVALS / "generic_qa.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            texts.add(json.loads(line)["question"])
+    for line in (EVALS / "multi_turn.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            for turn in json.loads(line)["turns"]:
+                texts |= {turn["say"], turn["reference"]}
+    for line in (EVALS / "persona.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            texts |= {row["output"].split(": ", 1)[-1]}
+            if row["instruction"] != CONTINUE:  # the fixed directive of every multi-turn sample is no prompt
+                texts.add(row["instruction"])
+            texts |= {l.split(": ", 1)[-1] for l in row["input"].splitlines()}
+    return texts
 
 
-def conversation_samples(rng: random.Random) -> list[dict]:
-    samples = []
-    for name, exchanges in TOPICS.items():
-        # Every way of walking the topic for 1..len(exchanges) exchanges, then a seeded pick,
-        # weighted toward longer talks so the 2-6 turn range is covered.
-        walks = []
-        for length in range(1, len(exchanges) + 1):
-            slots = [range(len(side)) for user, reply in exchanges[:length] for side in (user, reply)]
-            walks += [(length, choice) for choice in product(*slots)]
-        rng.shuffle(walks)
-        per_length = {length: CONVERSATIONS_PER_TOPIC * length // sum(range(1, len(exchanges) + 1)) for length in range(1, len(exchanges) + 1)}
-        per_length[len(exchanges)] += CONVERSATIONS_PER_TOPIC - sum(per_length.values())
-        for length, choice in walks:
-            if per_length[length] == 0:
-                continue
-            per_length[length] -= 1
-            lines = []
-            for k, (user, reply) in enumerate(exchanges[:length]):
-                lines.append(user_line(user[choice[2 * k]]))
-                lines.append(f"{PERSONA}: {reply[choice[2 * k + 1]]}")
-            samples.append(sample(CONTINUE, lines[-1], "\n".join(lines[:-1])))
-    return samples
+def turns_of(lines: list[str]) -> int:
+    """Chat turns once consecutive lines of the same side (Inosuke / everybody else) merge."""
+    sides = [SPEAKER.match(l).group(1) == PERSONA for l in lines]
+    return 1 + sum(a != b for a, b in zip(sides, sides[1:]))
 
 
-ARITHMETIC_SAMPLES = 56
+def compose() -> tuple[dict[str, list[dict]], list[str]]:
+    """The samples of each source, and every problem found."""
+    problems: list[str] = []
+    pairs = content_module("persona_pairs").PAIRS
+    quotes = content_module("quote_pairs").QUOTES
+    qa_module = content_module("qa_pairs")
+    qa = list(qa_module.QA) + [(question, answer) for question, answer, _ in qa_module.arithmetic()]
+    for question, answer, result in qa_module.arithmetic():
+        if not re.search(rf"(?<![\d.]){result}(?![\d.])", answer.replace(",", "")):
+            problems.append(f"qa_pairs: {question!r}: the answer does not state the computed result {result}")
+    conversations = [c for module in conversation_modules() for c in module.CONVERSATIONS]
 
-
-def heldout_questions() -> set[str]:
-    """The held-out evaluation questions (evals/): never composed into training data."""
-    path = Path(__file__).resolve().parents[2] / "evals" / "generic_qa.jsonl"
-    return {json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
-
-
-def qa_samples(rng: random.Random) -> list[dict]:
-    samples = [sample(q, a) for q, a in QA_FACTS]
-    seen = heldout_questions()
-    while len(samples) < len(QA_FACTS) + ARITHMETIC_SAMPLES:
-        template = rng.choice(ARITHMETIC_QUESTIONS)
-        a, b = rng.randint(2, 60), rng.randint(2, 30)
-        if "minus" in template or "-" in template:
-            a, b = max(a, b), min(a, b)
-            result = a - b
-        elif "times" in template or " x " in template:
-            a, b = a % 13 + 2, b % 12 + 2
-            result = a * b
-        else:
-            result = a + b
-        question = template.format(a=a, b=b)
-        if question in seen:
+    sources = {
+        "persona": [sample(q, a) for q, a in pairs],
+        "quotes": [sample(s, line) for s, line in quotes],
+        "generic_qa": [sample(q, a) for q, a in qa],
+        "conversations": [],
+    }
+    for number, lines in enumerate(conversations, 1):
+        where = f"conversation {number} ({lines[0][:40]!r})" if lines else f"conversation {number}"
+        bad = [l for l in lines if not SPEAKER.match(l)]
+        if not lines or bad:
+            problems.append(f"{where}: every line needs a 'Speaker: text' prefix: {bad[:1]}")
             continue
-        seen.add(question)
-        samples.append(sample(question, rng.choice(ARITHMETIC_ANSWERS).format(result=result)))
-    return samples
+        if SPEAKER.match(lines[-1]).group(1) != PERSONA:
+            problems.append(f"{where}: must end with an Inosuke line")
+            continue
+        if not 2 <= turns_of(lines) <= 6:
+            problems.append(f"{where}: {turns_of(lines)} turns (2 to 6 wanted)")
+        sources["conversations"].append(sample(CONTINUE, lines[-1], "\n".join(lines[:-1])))
+
+    heldout = heldout_texts()
+    uses: Counter[str] = Counter()
+    for name, rows in sources.items():
+        for row in rows:
+            spoken = [row["instruction"], row["output"].removeprefix(f"{PERSONA}: ")]
+            spoken += [l.split(": ", 1)[-1] for l in row["input"].splitlines()]
+            leaked = heldout.intersection(spoken)
+            if leaked:
+                problems.append(f"{name}: held-out text used: {sorted(leaked)[0]!r}")
+            persona_lines = [row["output"].removeprefix(f"{PERSONA}: ")]
+            persona_lines += [l.split(": ", 1)[1] for l in row["input"].splitlines() if l.startswith(f"{PERSONA}: ")]
+            uses.update(persona_lines)
+    for line, count in uses.most_common():
+        if count <= MAX_REUSE:
+            break
+        problems.append(f"Inosuke line used {count} times (at most {MAX_REUSE}): {line!r}")
+    return sources, problems
 
 
-def write(name: str, rows: list[dict]) -> None:
-    path = DATA / f"{name}.jsonl"
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    print(f"{path}: {len(rows)} samples")
-
-
-def main() -> None:
-    rng = random.Random(SEED)
-    write("persona", persona_samples())
-    write("quotes", quote_samples())
-    write("conversations", conversation_samples(rng))
-    write("generic_qa", qa_samples(rng))
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.compose")
+    parser.add_argument("--check", action="store_true", help="check only, write nothing")
+    args = parser.parse_args(argv)
+    sources, problems = compose()
+    persona_lines = Counter()
+    for rows in sources.values():
+        for row in rows:
+            persona_lines[row["output"].removeprefix(f"{PERSONA}: ")] += 1
+            persona_lines.update(l.split(": ", 1)[1] for l in row["input"].splitlines() if l.startswith(f"{PERSONA}: "))
+    for name, rows in sources.items():
+        print(f"{name}: {len(rows)} samples")
+    print(f"total: {sum(len(r) for r in sources.values())} samples, {len(persona_lines)} distinct Inosuke lines, "
+          f"most used {persona_lines.most_common(1)[0][1] if persona_lines else 0} times")
+    if problems:
+        print(f"{len(problems)} problem(s):", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    if not args.check:
+        for name, rows in sources.items():
+            path = DATA / f"{name}.jsonl"
+            path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+            print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
