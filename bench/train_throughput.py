@@ -34,7 +34,7 @@ def run_one(kind: str, samples: int) -> dict:
     from transformers import Trainer, TrainingArguments, set_seed
 
     from core.model_resolver import load_model, load_tokenizer
-    from trainer.dataset.pipeline import read_jsonl
+    from core.files import read_jsonl
     from trainer.encode import IGNORE, encode
     from trainer.profile import load_profile
     from trainer.qlora import CountsTokens, keep_4bit_layers_differentiable, lora_config, make_trainer

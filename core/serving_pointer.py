@@ -9,13 +9,12 @@ pointer exists (a fresh install that only ran `trainer train`), the newest versi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from core.registry import registry_dir, versions
 from core.errors import UserError
+from core.files import write_json
 
 POINTER = "current.json"
 
@@ -47,12 +46,7 @@ def in_service(registry: Path | None = None) -> Path | None:
 def write_pointer(pointer: dict, registry: Path | None = None) -> None:
     registry = registry or registry_dir()
     registry.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=".current-", dir=registry)
-    with os.fdopen(handle, "w") as out:
-        json.dump(pointer, out, indent=2)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temp, pointer_path(registry))  # readers see the old pointer or the new one, never half of one
+    write_json(pointer_path(registry), pointer)  # readers see the old pointer or the new one, never half of one
 
 
 def promote(adapter: Path, registry: Path | None = None, reason: str = "") -> None:

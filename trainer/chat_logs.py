@@ -11,7 +11,6 @@ ratings do not count.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from core.context import fit_prompt, turns_from_history
 from core.db.schema import Approval, Channel, Message, OptOut, Rating
 from core.db.history import StoredMessage
 from core.db.ratings import is_disliked, is_liked
+from core.files import write_jsonl
 from core.persona import PersonaCard
 from core.prompt import Turn
 from core.settings import ChatSettings
@@ -147,6 +147,5 @@ def context_before(session, reply: Message, reset_at, limit: int) -> list[Stored
 
 
 def write_samples(export: LogExport, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in export.sample_rows()), encoding="utf-8")
+    write_jsonl(path, export.sample_rows())
     return path

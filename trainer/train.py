@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from core.errors import UserError
+from core.files import write_json
 from core.paths import project_path, state_dir
 
 RUN_FILE = "run.json"
@@ -37,9 +38,7 @@ def read_run(run_dir: Path) -> dict:
 
 
 def write_run(run_dir: Path, run: dict) -> None:
-    tmp = run_dir / f".{RUN_FILE}.tmp"
-    tmp.write_text(json.dumps(run, indent=2) + "\n")
-    tmp.replace(run_dir / RUN_FILE)
+    write_json(run_dir / RUN_FILE, run)
 
 
 def find_resumable(runs: Path, which: str) -> Path:
@@ -118,7 +117,7 @@ def show_masks(profile: str, overrides: Sequence[str] = ()) -> str:
     import tempfile
 
     from core.model_resolver import load_tokenizer
-    from trainer.dataset.pipeline import read_jsonl
+    from core.files import read_jsonl
     from trainer.encode import show_masks as marked
     from trainer.profile import load_profile
 
@@ -140,7 +139,7 @@ def train(profile: str | None = None, *, overrides: Sequence[str] = (), resume: 
     from core.model_resolver import load_model, resolve
     from core import registry as adapter_registry
     from trainer.curves import draw_training_curve
-    from trainer.dataset.pipeline import read_jsonl
+    from core.files import read_jsonl
     from trainer.profile import load_profile
     from trainer.qlora import make_trainer, run_training
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import UserError
+from core.files import write_atomic, write_jsonl
 from core.persona import PersonaCard
 from trainer.dataset.dedup import Duplicate, dedupe
 from trainer.dataset.readers import SUPPORTED_SUFFIXES, read_source
@@ -136,18 +136,3 @@ def build_dataset(
     write_atomic(out_dir / "dataset.json", json.dumps(summary, indent=2) + "\n")
     draw_pie(rows, out_dir / "composition.png", f"{persona.name} dataset")
     return BuildResult(files, train, evaluation, problems, len(bad_rows), duplicates, rows, data_hash)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write beside the target and rename over it, so an interrupted build never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

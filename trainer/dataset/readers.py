@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from core.errors import UserError
+from core.files import json_lines
 from core.persona import PersonaCard, card_from_dict, is_card, read_card_json
 from core.prompt import continue_instruction
 from trainer.dataset.records import Origin, Problem, RawRow
@@ -41,9 +42,7 @@ def read_source(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Pr
 def read_jsonl(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Problem]]:
     rows, problems = [], []
     text = path.read_text(encoding="utf-8-sig")
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in json_lines(text):
         origin = Origin(str(path), number)
         try:
             rows.append(RawRow(json.loads(line), origin, path.stem))

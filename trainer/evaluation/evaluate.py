@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 from core.generate import Generation, generate, reply_text
 from core.persona import PersonaCard
-from core.prompt import PromptFormat, Turn, generation_prompt
+from core.prompt import PromptFormat, Turn, generation_prompt, transcript
 from trainer.evaluation.failures import FAILURE_KINDS, check
 from trainer.evaluation.gate import GateSettings
 from trainer.evaluation.heldout import HeldOut
@@ -81,8 +81,7 @@ def evaluate_model(label: str, model, tokenizer, card: PersonaCard, prompt_forma
     raw = generate_all(model, tokenizer, [prompt(i.context) for i in heldout.persona], settings)
     persona = score_replies(raw, [i.reference for i in heldout.persona], card, scorer, heldout.assistant_lines)
     for item, row in zip(heldout.persona, persona):
-        row["prompt"] = "\n".join(f"{t.speaker or 'You'}: {t.text}" if not t.by_persona else f"{card.aliases[-1]}: {t.text}"
-                                  for t in item.context)
+        row["prompt"] = transcript(card, item.context)
         row["reference"] = item.reference
 
     qa_raw = generate_all(model, tokenizer, [prompt([Turn(q.question)]) for q in heldout.qa], settings)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import UserError
+from core.files import json_lines
 from core.paths import PROJECT_ROOT
 from core.persona import PersonaCard
 from core.prompt import Turn
@@ -67,12 +68,11 @@ class HeldOut:
 
 def read_json_lines(path: Path) -> list[dict]:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{number}: not JSON ({exc.msg})") from None
+    for number, line in json_lines(path.read_text(encoding="utf-8")):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{number}: not JSON ({exc.msg})") from None
     return rows
 
 

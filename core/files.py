@@ -1,0 +1,48 @@
+"""Files written whole or not at all, and JSON Lines read as JSON Lines.
+
+- write_atomic: the text goes to a temporary file beside the target, is flushed to disk, and is
+  renamed over the target, so a reader (or a crash) sees the old file or the new one, never half.
+- JSON Lines are split on "\\n" only: str.splitlines() also splits on U+2028, U+2029, U+0085 and
+  other characters that JSON allows raw inside a string, which would cut a valid row in two.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value: object) -> None:
+    write_atomic(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def json_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of every non-blank line, split on "\\n" only."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            yield number, line.rstrip("\r")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for _, line in json_lines(path.read_text(encoding="utf-8"))]
