@@ -20,6 +20,7 @@ from pathlib import Path
 
 from core.errors import UserError
 from core.files import write_json
+from core.registry import EVAL_SPLIT
 from core.paths import project_path, state_dir
 
 RUN_FILE = "run.json"
@@ -220,6 +221,8 @@ def train(profile: str | None = None, *, overrides: Sequence[str] = (), resume: 
         trainer.model.peft_config["default"].base_model_name_or_path = (
             profile.model if resolved.kind == "hub" else str(resolved.folder))
         trainer.model.save_pretrained(staged)
+        # The eval split travels with the adapter: the held-out set of a character without evals/ of its own.
+        shutil.copy2(run_dir / "dataset" / "eval.jsonl", staged / EVAL_SPLIT)
         draw_training_curve(result.log_history, staged / "training_curve.png",
                             f"{profile.name}: {profile.model}", best_step, run["eval_loss_before"])
         adapter = adapter_registry.publish(staged, manifest, registry)
