@@ -1,12 +1,11 @@
 """Fixtures of the end-to-end Discord tests: the real discord.py client, unchanged, talking to
-the emulator over loopback, in front of the real reply pipeline and worker and a real SQLite file
-migrated by Alembic. The language model is the fake one (fake_served) unless a test's assertions
+the emulator over loopback, in front of the real reply pipeline and worker and a real database
+migrated by Alembic (a SQLite file, or PostgreSQL for tests marked each_database). The language model is the fake one (fake_served) unless a test's assertions
 depend on what the model writes; then it passes the real one (served)."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 
@@ -17,7 +16,6 @@ from bot.service.worker import ModelWorker
 from core.db.database import make_engine, sessions
 from core.db.history import History
 from core.settings import DiscordSettings
-from tests.conftest import sqlite_path
 from tests.discord_front.emulator import CHANNELS, ENABLED, MEMBERS, OTHER_BOT, Emulator
 
 DEFAULT_SETTINGS = DiscordSettings(enabled_channels=[ENABLED], bot_allowlist=[OTHER_BOT])
@@ -78,14 +76,3 @@ def run_bot(monkeypatch):
         return emulator
 
     return run
-
-
-@pytest.fixture
-def db_rows(db_url):
-    """db_rows(sql) -> the rows of a query on the test's database."""
-
-    def query(sql: str) -> list[tuple]:
-        with sqlite3.connect(sqlite_path(db_url)) as db:
-            return db.execute(sql).fetchall()
-
-    return query
