@@ -95,32 +95,12 @@ def served(model, tokenizer):
     return ServedModel(model, tokenizer, "v0007", "chat", "smollm2-135m", "nf4")
 
 
-class FakeLanguageModel:
-    """Stands in for the language model where a test's assertions do not depend on its text: it
-    answers every prompt of a batch with the same short reply and the end-of-turn token, through
-    the real generate() and the real worker, in milliseconds."""
-
-    device = "cpu"
-
-    def __init__(self, tokenizer, reply: str = "HAH! Lord Inosuke heard you!"):
-        self.tokenizer, self.reply = tokenizer, reply
-        self.prompts: list[str] = []  # every prompt generated, in order
-
-    def generate(self, input_ids, attention_mask=None, max_new_tokens=32, **kwargs):
-        import torch
-
-        self.prompts += self.tokenizer.batch_decode(input_ids, skip_special_tokens=False)
-        answer = self.tokenizer(self.reply, add_special_tokens=False)["input_ids"][: max_new_tokens - 1]
-        answer = torch.tensor(answer + [self.tokenizer.eos_token_id]).repeat(input_ids.shape[0], 1)
-        return torch.cat([input_ids, answer], dim=1)
-
-
 @pytest.fixture
 def fake_served(tokenizer):
     """A ServedModel with the real tokenizer and prompt format and a FakeLanguageModel."""
-    from core.served_model import ServedModel
+    from tests.fakes import fake_served_model
 
-    return ServedModel(FakeLanguageModel(tokenizer), tokenizer, "v0007", "chat", "smollm2-135m", "nf4")
+    return fake_served_model(tokenizer)
 
 
 @pytest.fixture(scope="session")
@@ -159,22 +139,35 @@ def db_url(request, tmp_path):
 
 
 @pytest.fixture
-def db_rows(db_url):
-    """db_rows(sql) -> the rows of a statement on the test's database, as tuples (either
+def db_rows_at():
+    """db_rows_at(url) -> query(sql): the rows of a statement on that database, as tuples (either
     database); a statement that returns no rows is committed and gives []."""
     from sqlalchemy import text
 
     from core.db.database import make_sync_engine
 
-    engine = make_sync_engine(db_url)
+    engines = []
 
-    def query(sql: str) -> list[tuple]:
-        with engine.begin() as connection:
-            result = connection.execute(text(sql))
-            return [tuple(row) for row in result] if result.returns_rows else []
+    def on(url: str):
+        engine = make_sync_engine(url)
+        engines.append(engine)
 
-    yield query
-    engine.dispose()
+        def query(sql: str) -> list[tuple]:
+            with engine.begin() as connection:
+                result = connection.execute(text(sql))
+                return [tuple(row) for row in result] if result.returns_rows else []
+
+        return query
+
+    yield on
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def db_rows(db_url, db_rows_at):
+    """db_rows(sql) -> the rows of a statement on the test's database (see db_rows_at)."""
+    return db_rows_at(db_url)
 
 
 @pytest.fixture(scope="session")

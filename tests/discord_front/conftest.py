@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from bot.discord_front.client import InosukeBot
+from bot.discord_front.client import make_client
 from bot.service.pipeline import ChatPipeline
 from bot.service.runtime import Runtime
 from bot.service.worker import ModelWorker
@@ -46,17 +46,19 @@ def make_runtime(db_url, persona):
 
 @pytest.fixture
 def run_bot(monkeypatch):
-    """run_bot(runtime, body, settings) runs `body(emulator, client)` with the bot connected, then
-    closes everything; returns the emulator for inspection."""
+    """run_bot(runtime, body, settings, **world) runs `body(emulator, client)` with the bot
+    connected (sharded when settings.shard_count is set), then closes everything; returns the
+    emulator for inspection. `world` replaces the emulator's defaults (channels, users, guilds,
+    channel_guilds, recommended_shards)."""
 
-    def run(runtime: Runtime, body, settings: DiscordSettings = DEFAULT_SETTINGS) -> Emulator:
+    def run(runtime: Runtime, body, settings: DiscordSettings = DEFAULT_SETTINGS, **world) -> Emulator:
         emulator = None
 
         async def main():
             nonlocal emulator
-            emulator = await Emulator(channels=dict(CHANNELS), users=dict(MEMBERS)).start()
+            emulator = await Emulator(**({"channels": dict(CHANNELS), "users": dict(MEMBERS)} | world)).start()
             emulator.patch_discord(monkeypatch)
-            client = InosukeBot(runtime, settings)
+            client = make_client(runtime, settings)
             task = asyncio.create_task(client.start("emulated-token"))
             try:
                 ready = asyncio.create_task(client.wait_until_ready())
