@@ -52,8 +52,9 @@ def free_port() -> int:
 
 
 class LocalPostgres:
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, *, fsync: bool = False):
         self.port = port or free_port()
+        self.fsync = fsync  # off for tests; on for benches, so commits cost what they cost in production
         self.folder: Path | None = None
         self.user = None  # (uid, gid) to run the server as, when we are root
 
@@ -69,7 +70,7 @@ class LocalPostgres:
             self._run([str(bin_ / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
                        "--locale=C", "--no-sync", "--no-instructions"])
             # -F: no fsync (a test server); -k: the socket in our folder, not /run/postgresql.
-            options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -F -c max_connections=200"
+            options = f"-h 127.0.0.1 -p {self.port} -k {self.folder}{'' if self.fsync else ' -F'} -c max_connections=200"
             self._run([str(bin_ / "pg_ctl"), "-D", str(data), "-l", str(self.folder / "server.log"), "-w", "-t", "30",
                        "-o", options, "start"])
             self.pg_ctl = [str(bin_ / "pg_ctl"), "-D", str(data)]
