@@ -80,7 +80,7 @@ def settings_from(args):
         from core.settings import check_shards
 
         settings = dataclasses.replace(settings, discord=dataclasses.replace(settings.discord, **shards))
-        check_shards(settings.discord, "--")
+        check_shards(settings.discord, "--", options=True)
     return settings
 
 

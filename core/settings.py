@@ -74,21 +74,22 @@ def load_settings(path: Path | None = None) -> BotSettings:
     return settings
 
 
-def check_shards(discord: DiscordSettings, where: str) -> None:
+def check_shards(discord: DiscordSettings, where: str, *, options: bool = False) -> None:
     """Shard settings that discord.py would only refuse once connected, as one line naming the key
-    (`where` is the prefix: "config/bot.yaml: discord." or "--")."""
+    (`where` is the prefix: "config/bot.yaml: discord.", or "--" with `options` for --shard-ids)."""
     count, ids = discord.shard_count, discord.shard_ids
+    shard_count, shard_ids = ("shard-count", "shard-ids") if options else ("shard_count", "shard_ids")
     if isinstance(count, int) and count < 1:
-        raise UserError(f"{where}shard_count: must be at least 1 (or auto, or null for one connection), got {count}")
+        raise UserError(f"{where}{shard_count}: must be at least 1 (or auto, or null for one connection), got {count}")
     if ids is None:
         return
     if not isinstance(count, int):
-        raise UserError(f"{where}shard_ids: needs shard_count set to the total number of shards (every process the same)")
+        raise UserError(f"{where}{shard_ids}: needs {shard_count} set to the total number of shards (every process the same)")
     outside = [i for i in ids if not 0 <= i < count]
     if outside:
-        raise UserError(f"{where}shard_ids: shard {outside[0]} does not exist: shards are 0 to {count - 1} with shard_count {count}")
+        raise UserError(f"{where}{shard_ids}: shard {outside[0]} does not exist: shards are 0 to {count - 1} with {shard_count} {count}")
     if not ids or len(set(ids)) != len(ids):
-        raise UserError(f"{where}shard_ids: expected distinct shard numbers, got {ids}")
+        raise UserError(f"{where}{shard_ids}: expected distinct shard numbers, got {ids}")
 
 
 def discord_token() -> str | None:

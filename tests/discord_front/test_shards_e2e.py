@@ -102,3 +102,14 @@ def test_the_default_is_one_connection_without_shards(make_runtime, fake_served)
     assert (sharded.shard_count, sharded.shard_ids, sharded.runs_first_shard) == (4, [2, 3], False)
     assert plain.runs_first_shard and make_client(runtime, DiscordSettings(shard_count="auto")).runs_first_shard
     asyncio.run(runtime.close())
+
+
+def test_the_command_line_picks_this_processes_shards():
+    from bot.__main__ import parse_args, settings_from
+    from core.errors import UserError
+
+    settings = settings_from(parse_args(["--shard-count", "8", "--shard-ids", "0-2,6"]))
+    assert (settings.discord.shard_count, settings.discord.shard_ids) == (8, [0, 1, 2, 6])
+    assert settings_from(parse_args(["--shard-count", "auto"])).discord.shard_count == "auto"
+    with pytest.raises(UserError, match="--shard-ids: shard 8 does not exist"):
+        settings_from(parse_args(["--shard-count", "8", "--shard-ids", "7-8"]))
