@@ -74,8 +74,8 @@ async def measure(url: str, channels: int, messages: int) -> dict:
     ids = [3000 + c for c in range(channels)]
     emulator = await Emulator(channels={c: f"arena-{c}" for c in ids},
                               users={FIRST_USER + c: f"fighter{c}" for c in range(channels)}).start()
-    folder = Path(tempfile.mkdtemp(prefix="inosuke-capacity-"))
-    bot = await run_bot(emulator, url, folder, ids)
+    scratch = tempfile.TemporaryDirectory(prefix="inosuke-capacity-")
+    bot = await run_bot(emulator, url, Path(scratch.name), ids)
     try:
         warm: list[float] = []
         await asyncio.gather(*(channel_loop(emulator, c, FIRST_USER + i, WARM_UP, 0, warm) for i, c in enumerate(ids)))
@@ -87,6 +87,7 @@ async def measure(url: str, channels: int, messages: int) -> dict:
         bot.send_signal(signal.SIGINT)
         output, _ = await asyncio.wait_for(bot.communicate(), timeout=60)
         await emulator.stop()
+        scratch.cleanup()
     if "Traceback" in output.decode():
         raise SystemExit(f"the bot process failed:\n{output.decode()[-3000:]}")
     latencies.sort()
@@ -108,11 +109,12 @@ def main() -> None:
     server = LocalPostgres(fsync=True).start() if "postgresql" in args.databases else None
     rows = []
     try:
-        for database in args.databases:
-            url = server.create_database("capacity") if database == "postgresql" else \
-                f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='inosuke-capacity-')}/bot.db"
-            upgrade(url)
-            rows.append((database, asyncio.run(measure(url, args.channels, args.messages))))
+        with tempfile.TemporaryDirectory(prefix="inosuke-capacity-") as sqlite_folder:
+            for database in args.databases:
+                url = server.create_database("capacity") if database == "postgresql" else \
+                    f"sqlite+aiosqlite:///{sqlite_folder}/bot.db"
+                upgrade(url)
+                rows.append((database, asyncio.run(measure(url, args.channels, args.messages))))
     finally:
         if server is not None:
             server.stop()
