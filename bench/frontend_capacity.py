@@ -88,8 +88,8 @@ async def measure(url: str, channels: int, messages: int) -> dict:
         output, _ = await asyncio.wait_for(bot.communicate(), timeout=60)
         await emulator.stop()
         scratch.cleanup()
-    if "Traceback" in output.decode():
-        raise SystemExit(f"the bot process failed:\n{output.decode()[-3000:]}")
+    if "Traceback" in output.decode() or bot.returncode != 0:
+        raise SystemExit(f"the bot process failed (exit {bot.returncode}):\n{output.decode()[-3000:]}")
     latencies.sort()
     return {"messages": len(latencies), "per_s": len(latencies) / wall, "p50_ms": 1000 * statistics.median(latencies),
             "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],

@@ -139,7 +139,7 @@ async def serve(args, settings, adapter: Path | None) -> int:
 
         client = make_client(runtime, settings.discord)
         try:
-            await client.start(token)
+            await run_until_stopped(client, token)
         except discord.LoginFailure:
             raise UserError("Discord rejected DISCORD_TOKEN (check the bot token in the developer portal)") from None
         except discord.PrivilegedIntentsRequired:
@@ -153,6 +153,30 @@ async def serve(args, settings, adapter: Path | None) -> int:
         if follower is not None:
             follower.cancel()
         await runtime.close()
+
+
+async def run_until_stopped(client, token: str) -> None:
+    """Run the client until it stops, or until SIGINT or SIGTERM (Ctrl-C, systemd, a process
+    manager stopping one shard's process): then close the gateway, let the replies being written
+    finish and the database connections go back cleanly, instead of cancelling them mid-write."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    running = asyncio.create_task(client.start(token))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            log.info("stopping (signal received)")
+            await client.close()
+        await running  # its own error, if it stopped by itself
+    finally:
+        stopping.cancel()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 def main(argv: list[str] | None = None) -> int:

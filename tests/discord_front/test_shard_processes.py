@@ -50,7 +50,7 @@ def test_two_processes_each_run_a_shard_on_one_postgresql(postgres_url, db_rows_
         emulator = await Emulator(channels={GENERAL: "general", DOJO: "dojo"}, users=users,
                                   guilds={GUILD_ID: "Butterfly Mansion", SECOND_GUILD: "Mountain Dojo"},
                                   channel_guilds={DOJO: SECOND_GUILD}).start()
-        processes = {shard: await start_bot(emulator, shard, postgres_url, tmp_path) for shard in (0, 1)}
+        processes.update({shard: await start_bot(emulator, shard, postgres_url, tmp_path) for shard in (0, 1)})
         try:
             await asyncio.gather(*(wait_for_line(p, "connected as", outputs[shard]) for shard, p in processes.items()))
             assert sorted(s.shard for s in emulator.sessions) == [(0, 2), (1, 2)]
@@ -75,9 +75,11 @@ def test_two_processes_each_run_a_shard_on_one_postgresql(postgres_url, db_rows_
                 outputs[shard].append(rest.decode())
             await emulator.stop()
 
+    processes = {}
     emulator = asyncio.run(main())
     logs = "".join(outputs[0] + outputs[1])
     assert "Traceback" not in logs and "ERROR" not in logs, logs
+    assert [p.returncode for p in processes.values()] == [0, 0] and logs.count("stopping (signal received)") == 2
     assert list(emulator.synced) == ["global"] and "synced" in "".join(outputs[0]) and "synced" not in "".join(outputs[1])
     assert sorted(p.channel_id for p in emulator.posted) == sorted([GENERAL] * MESSAGES + [DOJO] * MESSAGES)
 
