@@ -73,10 +73,21 @@ def shown(url: str | URL) -> str:
         return "<unparsable>"
 
 
-def engine_options(url: URL) -> dict:
-    # PostgreSQL restarts and idle connections get cut by proxies; a bot runs for months: check a
-    # pooled connection before using it.
-    return {"pool_pre_ping": True} if url.get_backend_name() == "postgresql" else {}
+def engine_options(url: URL, *, asynchronous: bool = False) -> dict:
+    if url.get_backend_name() == "postgresql":
+        # PostgreSQL restarts and idle connections get cut by proxies; a bot runs for months:
+        # check a pooled connection before using it.
+        return {"pool_pre_ping": True}
+    if asynchronous:
+        # SQLite has one writer at a time. With several pooled connections, a transaction that
+        # waits for the write lock waits inside SQLite (busy_timeout) while the coroutine holding
+        # the lock waits for the busy event loop: under load the wait ran past the timeout and the
+        # write failed ("database is locked": a message lost). One connection: the bot's database
+        # work queues in asyncio instead, and nothing fails.
+        from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+        return {"poolclass": AsyncAdaptedQueuePool, "pool_size": 1, "max_overflow": 0, "pool_timeout": 120}
+    return {}
 
 
 def make_engine(url: str | None = None, *, foreign_keys: bool = True) -> AsyncEngine:
@@ -85,7 +96,7 @@ def make_engine(url: str | None = None, *, foreign_keys: bool = True) -> AsyncEn
     drop would cascade into every row that refers to it."""
     url = async_url(url or database_url())
     make_sqlite_folder(url)
-    engine = create_async_engine(url, **engine_options(url))
+    engine = create_async_engine(url, **engine_options(url, asynchronous=True))
     set_sqlite_pragmas(engine.sync_engine, foreign_keys)
     return engine
 

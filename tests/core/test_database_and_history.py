@@ -12,7 +12,7 @@ import pytest
 
 
 from core.context import fit_prompt, turns_from_history
-from core.db.database import connect, downgrade, make_engine, upgrade
+from core.db.database import connect, downgrade, make_engine, sessions, upgrade
 from core.db.history import AlreadyStored, History
 from core.paths import PROJECT_ROOT
 from core.prompt import Turn
@@ -244,3 +244,31 @@ def test_a_run_with_non_finite_metrics_is_still_recorded(db_url):
                                                           "losses": [float("inf"), 1.5]}, reason="loss diverged")
         [run] = all_runs(sessions)
     assert run.status == "rejected" and run.metrics == {"candidate": {"eval_loss": None, "style": 0.1}, "losses": [None, 1.5]}
+
+
+def test_sqlite_writes_wait_their_turn_while_the_event_loop_is_busy(db_url):
+    """SQLite has one writer at a time. A write that waited inside SQLite for a transaction whose
+    coroutine could not run (the event loop busy for longer than the 5 s busy timeout, as under
+    the front-end bench's load) failed with "database is locked", and the user's message was lost.
+    The bot's SQLite engine has one connection: the second write waits in asyncio and lands."""
+    import time
+
+    from sqlalchemy import text
+
+    async def main():
+        engine = make_engine(db_url)
+        history = History(sessions(engine))
+
+        async def long_transaction():
+            async with sessions(engine)() as session, session.begin():
+                await session.execute(text("insert into opt_outs (user_id, created_at) values (1, '2026-01-01')"))
+                await asyncio.sleep(0.3)  # the other write starts now
+                time.sleep(5.5)  # the event loop busy (CPU-bound work) while the lock is held
+
+        try:
+            await asyncio.gather(long_transaction(), history.add(10, 1, "Tanjiro", "Am I stored?"))
+            return await history.recent(10)
+        finally:
+            await engine.dispose()
+
+    assert [m.content for m in asyncio.run(main())] == ["Am I stored?"]
