@@ -20,12 +20,22 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TokenCounts:
-    """What the training steps processed: all positions, padding, and trained (labelled) tokens."""
+    """What the training steps processed: all positions, padding, trained (labelled) tokens and
+    micro-batches (after a run on several processes: summed over all of them, with the slowest
+    process's time)."""
 
     positions: int = 0
     padding: int = 0
     trained: int = 0
     seconds: float = 0.0
+    micro_batches: int = 0
+
+    def over_all_processes(self) -> TokenCounts:
+        from trainer.distributed import total
+
+        (positions, padding, trained, micro_batches), (seconds,) = total(
+            [self.positions, self.padding, self.trained, self.micro_batches], [self.seconds])
+        return TokenCounts(int(positions), int(padding), int(trained), seconds, int(micro_batches))
 
     @property
     def padding_fraction(self) -> float:
@@ -54,6 +64,7 @@ class CountsTokens:
         if "attention_mask" in inputs:
             counts.padding += int((inputs["attention_mask"] == 0).sum())
         counts.trained += int((inputs["labels"] != IGNORE).sum())
+        counts.micro_batches += 1
         started = time.perf_counter()
         loss = super().training_step(model, inputs, num_items_in_batch)
         counts.seconds += time.perf_counter() - started
@@ -104,6 +115,10 @@ def sft_config(profile: Profile, output_dir: str, on_gpu: bool):
         optim=profile.optimizer,
         gradient_checkpointing=profile.gradient_checkpointing,
         bf16=on_gpu,
+        # On a machine without a GPU, say so: with several processes (accelerate launch) this
+        # selects the CPU's gloo backend instead of looking for GPUs.
+        use_cpu=not on_gpu,
+        ddp_find_unused_parameters=False,  # LoRA on every linear layer: every adapter weight gets a gradient
         eval_strategy="steps",
         eval_steps=profile.eval_every,
         save_strategy="steps",
@@ -161,9 +176,13 @@ class Interrupt:
 def interrupt_callback(interrupt: Interrupt):
     from transformers import TrainerCallback
 
+    from trainer.distributed import anyone
+
     class _OnInterrupt(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            if interrupt.requested:
+            # Every process stops after the same step, whichever saw the Ctrl-C.
+            if anyone(interrupt.requested):
+                interrupt.requested = True
                 control.should_save = control.should_training_stop = True
 
     return _OnInterrupt()
@@ -179,15 +198,18 @@ def progress_callback(counts_of):
         loss = math.nan
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step", dynamic_ncols=True)
+            if state.is_world_process_zero:  # one bar, however many processes train
+                self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step", dynamic_ncols=True)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
                 self.loss = float(logs["loss"])
-            if logs and "eval_loss" in logs:
+            if logs and "eval_loss" in logs and self.bar is not None:
                 tqdm.write(f"step {state.global_step}: eval loss {logs['eval_loss']:.4f}")
 
         def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is None:
+                return
             counts = counts_of()
             self.bar.set_postfix(loss="-" if math.isnan(self.loss) else f"{self.loss:.3f}", tok_s=f"{counts.tokens_per_second:.0f}",
                                  trained_tok_s=f"{counts.trained_per_second:.0f}", refresh=False)
@@ -263,11 +285,12 @@ def run_training(trainer, resume: bool, eval_before: bool) -> RunResult:
     if eval_before:
         # The fresh LoRA B matrices are zero: this is the untuned base model's eval loss.
         before = float(trainer.evaluate()["eval_loss"])
-        log.info("eval loss before training (base model): %.4f", before)
+        if trainer.is_world_process_zero():
+            log.info("eval loss before training (base model): %.4f", before)
     interrupt.install()
     try:
         trainer.train(resume_from_checkpoint=True if resume else None)
     finally:
         interrupt.uninstall()
-    counts = trainer.token_counts
+    counts = trainer.token_counts.over_all_processes()
     return RunResult(interrupt.requested, before, counts, list(trainer.state.log_history))

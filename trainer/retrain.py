@@ -104,8 +104,14 @@ def retrain(settings: RetrainSettings, eval_settings=None, *, dry_run: bool = Fa
     Raises TrainingRunning when another training holds the lock."""
     from rich.console import Console
 
+    from core.errors import UserError
     from core.training_lock import training_lock
+    from trainer.distributed import world_size
 
+    if world_size() > 1:  # each process would take the lock, evaluate and promote on its own
+        raise UserError("trainer retrain runs in one process (it holds the training lock, evaluates and promotes): "
+                        "run it without accelerate launch, or train on several processes with "
+                        "`accelerate launch ... -m trainer train` and evaluate with `trainer eval`")
     console = console or Console()
     if dry_run:  # reads only: no lock needed, and it may run while a training does
         return prepare_and_maybe_train(settings, eval_settings, True, database_url, registry, runs, bot_config, console)
