@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from trainer.dataset.build import build, load_quality_settings
@@ -30,6 +31,7 @@ def test_a_flawed_dataset_gets_warnings_naming_file_and_line(tmp_path, persona):
         assert (tmp_path / name).stat().st_size > 500
 
 
+@pytest.mark.model  # embeds all 6,800 prompts and replies with MiniLM: too slow for the fast tier
 def test_the_curated_data_has_a_clean_report(tmp_path):
     build(out=tmp_path, quality=load_quality_settings(), console=Console(width=200))
     report = json.loads((tmp_path / "quality.json").read_text())
