@@ -1,16 +1,19 @@
-"""Per-channel conversation history in the database: what was said, by whom, and which adapter
-wrote each reply. History survives restarts; /reset hides older messages from the context
-without deleting them."""
+"""Per-channel conversation history in the database: what was said, by whom, which message each
+reply answered, and which adapter wrote it. History survives restarts; /reset hides older
+messages from the context without deleting them (every reset is kept, so that training context
+stops where the bot's did). A reply counts once it was posted: it is stored unsent first (its
+rating buttons carry its id), then marked sent, or discarded if Discord never took it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from core.db.schema import Channel, Message
+from core.db.database import dialect_insert, retry_when_locked
+from core.db.schema import Channel, ContextReset, Message
 
 
 def now() -> datetime:
@@ -26,50 +29,93 @@ class StoredMessage:
     created_at: datetime
 
 
+def stored(message: Message) -> StoredMessage:
+    return StoredMessage(message.author_id, message.author_name, message.by_bot, message.content, message.created_at)
+
+
+async def ensure_channel(session, channel_id: int, guild_id: int | None = None, channel_name: str | None = None) -> Channel:
+    """The channel's row, created on first sight (an upsert: two writers may see it first at
+    once); its guild and name are kept up to date."""
+    await session.execute(dialect_insert(session, Channel).values(
+        id=channel_id, guild_id=guild_id, name=(channel_name or "")[:100], created_at=now()).on_conflict_do_nothing())
+    channel = await session.get(Channel, channel_id)
+    if channel_name and channel.name != channel_name[:100]:
+        channel.name = channel_name[:100]
+    if guild_id is not None and channel.guild_id != guild_id:
+        channel.guild_id = guild_id
+    return channel
+
+
+def context_query(channel_id: int, message_id: int, message_at: datetime, limit: int) -> Select:
+    """The context a reply to message `message_id` is built from, newest first: the channel's
+    posted messages up to that one, since the last /reset before it. One query for the bot
+    (serving) and the trainer (chat-log samples), so a sample's context is exactly the bot's."""
+    reset = (select(func.max(ContextReset.reset_at))
+             .where(ContextReset.channel_id == channel_id, ContextReset.reset_at < message_at).scalar_subquery())
+    return (select(Message)
+            .where(Message.channel_id == channel_id, Message.id <= message_id, Message.sent,
+                   or_(reset.is_(None), Message.created_at > reset))
+            .order_by(Message.created_at.desc(), Message.id.desc()).limit(limit))
+
+
 class History:
     def __init__(self, sessions: async_sessionmaker):
         self.sessions = sessions
 
+    @retry_when_locked
     async def add(self, channel_id: int, author_id: int, author_name: str, content: str, *, by_bot: bool = False,
                   discord_id: int | None = None, reply_to_discord_id: int | None = None,
-                  adapter_version: str | None = None, guild_id: int | None = None, channel_name: str | None = None) -> int:
-        """Store a message; the channel is recorded on first sight (its guild and name when known,
-        kept up to date when a channel is renamed)."""
+                  adapter_version: str | None = None, guild_id: int | None = None, channel_name: str | None = None,
+                  answers_id: int | None = None, sent: bool = True) -> int:
+        """Store a message (a reply: with the id of the message it answered, and sent=False until
+        it is posted); the channel is recorded on first sight."""
         async with self.sessions() as session, session.begin():
-            channel = await session.get(Channel, channel_id)
-            if channel is None:
-                session.add(Channel(id=channel_id, guild_id=guild_id, name=(channel_name or "")[:100], created_at=now()))
-                await session.flush()
-            elif channel_name and channel.name != channel_name[:100]:
-                channel.name, channel.guild_id = channel_name[:100], guild_id if guild_id is not None else channel.guild_id
+            await ensure_channel(session, channel_id, guild_id, channel_name)
             message = Message(channel_id=channel_id, discord_id=discord_id, author_id=author_id,
                               author_name=author_name[:100], by_bot=by_bot, content=content,
-                              reply_to_discord_id=reply_to_discord_id, adapter_version=adapter_version, created_at=now())
+                              reply_to_discord_id=reply_to_discord_id, adapter_version=adapter_version, created_at=now(),
+                              answers_id=answers_id, sent=sent)
             session.add(message)
             await session.flush()
             return message.id
 
     async def recent(self, channel_id: int, limit: int = 60) -> list[StoredMessage]:
-        """The channel's latest messages since its last /reset, oldest first."""
+        """The channel's latest messages since its last /reset, oldest first (replies that were
+        never posted are not part of the conversation)."""
         async with self.sessions() as session:
             channel = await session.get(Channel, channel_id)
-            query = select(Message).where(Message.channel_id == channel_id)
+            query = select(Message).where(Message.channel_id == channel_id, Message.sent)
             if channel is not None and channel.context_reset_at is not None:
                 query = query.where(Message.created_at > channel.context_reset_at)
             rows = (await session.scalars(query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit))).all()
-        return [StoredMessage(m.author_id, m.author_name, m.by_bot, m.content, m.created_at) for m in reversed(rows)]
+        return [stored(m) for m in reversed(rows)]
 
-    async def reset(self, channel_id: int) -> None:
-        async with self.sessions() as session, session.begin():
-            channel = await session.get(Channel, channel_id)
-            if channel is None:
-                session.add(Channel(id=channel_id, created_at=now(), context_reset_at=now()))
-            else:
-                channel.context_reset_at = now()
-
-    async def set_discord_id(self, message_id: int, discord_id: int) -> None:
-        """Record the Discord id of a reply once it has been sent."""
-        async with self.sessions() as session, session.begin():
+    async def context(self, channel_id: int, message_id: int, limit: int = 60) -> list[StoredMessage]:
+        """The context of a reply to `message_id`, oldest first (empty if that message is gone)."""
+        async with self.sessions() as session:
             message = await session.get(Message, message_id)
-            if message is not None:
-                message.discord_id = discord_id
+            if message is None:
+                return []
+            rows = (await session.scalars(context_query(channel_id, message_id, message.created_at, limit))).all()
+        return [stored(m) for m in reversed(rows)]
+
+    @retry_when_locked
+    async def reset(self, channel_id: int, guild_id: int | None = None) -> None:
+        async with self.sessions() as session, session.begin():
+            channel = await ensure_channel(session, channel_id, guild_id)
+            at = now()
+            channel.context_reset_at = at
+            session.add(ContextReset(channel_id=channel_id, reset_at=at))
+
+    @retry_when_locked
+    async def mark_sent(self, message_id: int, discord_id: int | None = None) -> None:
+        """The reply was posted (as Discord message `discord_id`): from now on it is part of the
+        conversation and can be rated."""
+        async with self.sessions() as session, session.begin():
+            await session.execute(update(Message).where(Message.id == message_id).values(sent=True, discord_id=discord_id))
+
+    @retry_when_locked
+    async def discard(self, message_id: int) -> None:
+        """A reply that could not be posted: it never happened."""
+        async with self.sessions() as session, session.begin():
+            await session.execute(delete(Message).where(Message.id == message_id, Message.sent.is_(False)))

@@ -28,7 +28,7 @@ def test_alembic_cli_honours_the_database_url_and_downgrades(tmp_path):
     for args in (["upgrade", "head"], ["downgrade", "base"], ["upgrade", "head"]):
         done = subprocess.run([sys.executable, "-m", "alembic", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
-        head = {"alembic_version", "channels", "messages", "ratings", "approvals", "opt_outs", "training_runs"}
+        head = {"alembic_version", "channels", "messages", "ratings", "approvals", "opt_outs", "training_runs", "context_resets"}
         expected = head if args[0] == "upgrade" else {"alembic_version"}
         assert tables(path) == expected
 
@@ -108,13 +108,12 @@ def test_migrations_that_rebuild_a_table_keep_every_row(tmp_path):
     cascade into messages and ratings. Upgrading and downgrading across 0004 keeps them all."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     upgrade(url, "0003")
-
-    async def write(history):
-        await history.add(10, 1, "Tanjiro", "Inosuke, dinner!")
-        await history.add(10, 0, "Inosuke", "TEMPURA!", by_bot=True)
-
-    run_with_history(url, write)
-    with sqlite3.connect(tmp_path / "bot.db") as db:
+    with sqlite3.connect(tmp_path / "bot.db") as db:  # the schema of 0003, written as that version's bot did
+        db.execute("insert into channels (id, guild_id, name, enabled, created_at) values (10, 5, 'general', 0, '2026-01-01')")
+        db.execute("insert into messages (channel_id, author_id, author_name, by_bot, content, created_at) "
+                   "values (10, 1, 'Tanjiro', 0, 'Inosuke, dinner!', '2026-01-01 10:00')")
+        db.execute("insert into messages (channel_id, discord_id, author_id, author_name, by_bot, content, created_at) "
+                   "values (10, 77, 0, 'Inosuke', 1, 'TEMPURA!', '2026-01-01 10:01')")
         db.execute("insert into ratings (message_id, user_id, score, via, created_at, updated_at) values (2, 7, 5, 'button', '2026-01-01', '2026-01-01')")
     for step in (lambda: upgrade(url), lambda: downgrade(url, "0003"), lambda: upgrade(url)):
         step()
