@@ -106,6 +106,7 @@ async def serve(args, settings, adapter: Path | None) -> int:
         from bot.discord_front.client import InosukeBot
 
         client = InosukeBot(runtime, settings.discord)
+        client.stop_on_signals()  # SIGTERM / Ctrl-C: finish or answer the replies under way, then disconnect
         try:
             await client.start(token)
         except discord.LoginFailure:

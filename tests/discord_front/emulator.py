@@ -3,9 +3,13 @@ websocket (HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME, dispatch
 aiohttp on loopback, so that the real discord.py client runs unchanged against it.
 
 Point discord.py at it with `emulator.patch_discord()` (Route.BASE and
-DiscordWebSocket.DEFAULT_GATEWAY). Tests make users talk with `user_says(...)` and read what the
-bot posted with `wait_for_bot_message(...)`; `drop_gateway()` and `rate_limit_next(n)` inject
-the failures a real bot meets. Interactions: `slash(...)`, `click(...)` and `context_menu(...)`
+DiscordWebSocket.DEFAULT_GATEWAY). Tests make users talk with `user_says(...)` (also system
+messages and attachment-only posts), edit and delete messages (`edit`, `delete`), and read what
+the bot posted with `wait_for_bot_message(...)`; `drop_gateway()` and `rate_limit_next(n)` inject
+the failures a real bot meets. A second guild (OTHER_GUILD, channel ELSEWHERE) and per-channel
+permission overwrites (`overwrites`) let tests check where rights are checked; a reply that
+references a deleted or unknown message is refused as Discord refuses it, unless the bot asks
+for `fail_if_not_exists: false`. Interactions: `slash(...)`, `click(...)` and `context_menu(...)`
 send INTERACTION_CREATE as Discord would and return the bot's response (the callback route),
 with the message it created or updated; command sync (PUT .../commands) is recorded.
 """
@@ -23,6 +27,7 @@ from aiohttp import WSMsgType, web
 BOT_ID = 900_000_000_000_000_001
 APP_ID = 900_000_000_000_000_002
 GUILD_ID = 900_000_000_000_000_010
+OTHER_GUILD = 900_000_000_000_000_011  # another server the bot is in
 EVERYONE_ROLE = GUILD_ID
 MOD_ROLE = 900_000_000_000_000_020  # a role a server may configure as moderators
 # Channel permissions in interaction payloads: view, send, read history; moderators add Manage Messages.
@@ -31,8 +36,10 @@ MANAGE_MESSAGES = 1 << 13
 EPHEMERAL = 1 << 6
 # The emulated guild that the end-to-end tests talk in: its channels and members.
 GENERAL, TRAINING, ENABLED = 101, 102, 103
+ELSEWHERE = 111  # a channel of OTHER_GUILD
 TANJIRO, ZENITSU, OTHER_BOT = 201, 202, 299
 CHANNELS = {GENERAL: "general", TRAINING: "training", ENABLED: "inosuke-chat"}
+VIEW_CHANNEL = 1 << 10
 MEMBERS = {TANJIRO: "Tanjiro", ZENITSU: "Zenitsu"}
 _ids = itertools.count(1_000_000_000_000_000_000)
 
@@ -89,6 +96,10 @@ class Emulator:
     identifies: int = 0
     resumes: int = 0
     synced: dict[str, list[dict]] = field(default_factory=dict)  # "global" or a guild id -> commands
+    other_guild: dict[int, str] = field(default_factory=lambda: {ELSEWHERE: "elsewhere"})  # OTHER_GUILD's channels
+    overwrites: dict[int, list[dict]] = field(default_factory=dict)  # channel -> Discord permission overwrites
+    messages: dict[str, dict] = field(default_factory=dict)  # every message that exists, by id
+    deleted: set[str] = field(default_factory=set)
 
     def __post_init__(self):
         self.app = web.Application()
@@ -169,8 +180,14 @@ class Emulator:
                                                    "Via": "1.1 google"})
         channel_id = int(request.match_info["channel_id"])
         payload = await request.json()
+        reference = payload.get("message_reference")
+        if reference and str(reference.get("message_id")) not in self.messages:
+            if reference.get("fail_if_not_exists", True):  # Discord's answer to a reply to a deleted message
+                return json_reply({"code": 50035, "message": "Invalid Form Body", "errors": {"message_reference": {
+                    "_errors": [{"code": "REPLIES_UNKNOWN_MESSAGE", "message": "Unknown message"}]}}}, status=400)
+            reference = None
         message = self.message_json(channel_id, BOT_ID, "Inosuke", payload.get("content", ""), bot=True,
-                                    reference=payload.get("message_reference"))
+                                    reference=reference)
         message["components"] = payload.get("components", [])
         self.posted.append(PostedMessage(channel_id, int(message["id"]), message["content"], payload, message))
         self._posted_event.set()
@@ -228,11 +245,13 @@ class Emulator:
                 elif op == 2:
                     self.identifies += 1
                     await self.send_dispatch(socket, "READY", {
-                        "v": 10, "user": user_json(BOT_ID, "Inosuke", bot=True), "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
+                        "v": 10, "user": user_json(BOT_ID, "Inosuke", bot=True),
+                        "guilds": [{"id": str(GUILD_ID), "unavailable": True}, {"id": str(OTHER_GUILD), "unavailable": True}],
                         "session_id": self._session, "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway",
                         "application": {"id": str(APP_ID), "flags": 0}, "private_channels": [], "relationships": [],
                     })
                     await self.send_dispatch(socket, "GUILD_CREATE", self.guild_json())
+                    await self.send_dispatch(socket, "GUILD_CREATE", self.guild_json(OTHER_GUILD))
                 elif op == 6:
                     self.resumes += 1
                     missed = [e for e in self._events if e[0] > (message["d"].get("seq") or 0)]
@@ -267,15 +286,21 @@ class Emulator:
                 await asyncio.sleep(0.05)
 
     # ---- the world -------------------------------------------------------------------------
-    def guild_json(self) -> dict:
+    def guild_of(self, channel_id: int) -> int:
+        return OTHER_GUILD if channel_id in self.other_guild else GUILD_ID
+
+    def guild_json(self, guild_id: int = GUILD_ID) -> dict:
+        channels = self.other_guild if guild_id == OTHER_GUILD else self.channels
         return {
-            "id": str(GUILD_ID), "name": "Butterfly Mansion", "icon": None, "owner_id": str(next(iter(self.users), BOT_ID)),
-            "roles": [{"id": str(EVERYONE_ROLE), "name": "@everyone", "permissions": "2248473465835073", "position": 0,
+            "id": str(guild_id), "name": "Butterfly Mansion" if guild_id == GUILD_ID else "Elsewhere", "icon": None,
+            "owner_id": str(next(iter(self.users), BOT_ID)),
+            "roles": [{"id": str(guild_id), "name": "@everyone", "permissions": "2248473465835073", "position": 0,
                        "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
-                      {"id": str(MOD_ROLE), "name": "Hashira", "permissions": "0", "position": 1,
-                       "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}],
-            "channels": [{"id": str(cid), "type": 0, "name": name, "position": i, "permission_overwrites": [], "guild_id": str(GUILD_ID)}
-                         for i, (cid, name) in enumerate(self.channels.items())],
+                      {"id": str(MOD_ROLE if guild_id == GUILD_ID else MOD_ROLE + 1), "name": "Hashira", "permissions": "0",
+                       "position": 1, "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}],
+            "channels": [{"id": str(cid), "type": 0, "name": name, "position": i, "guild_id": str(guild_id),
+                          "permission_overwrites": self.overwrites.get(cid, [])}
+                         for i, (cid, name) in enumerate(channels.items())],
             "members": [{"user": user_json(uid, name), "roles": [], "joined_at": now_iso(), "deaf": False, "mute": False, "flags": 0}
                         for uid, name in self.users.items()]
                        + [{"user": user_json(BOT_ID, "Inosuke", bot=True), "roles": [], "joined_at": now_iso(), "deaf": False, "mute": False, "flags": 0}],
@@ -287,27 +312,49 @@ class Emulator:
     def message_json(self, channel_id: int, author_id: int, author_name: str, content: str, *, bot: bool = False,
                      mentions: list[int] = (), reference: dict | None = None) -> dict:
         message = {
-            "id": str(snowflake()), "channel_id": str(channel_id), "guild_id": str(GUILD_ID),
+            "id": str(snowflake()), "channel_id": str(channel_id), "guild_id": str(self.guild_of(channel_id)),
             "author": user_json(author_id, author_name, bot), "member": {"roles": [], "joined_at": now_iso(), "deaf": False, "mute": False, "flags": 0},
             "content": content, "timestamp": now_iso(), "edited_timestamp": None, "tts": False,
             "mention_everyone": False, "mentions": [user_json(m, self.users.get(m, "Inosuke"), m == BOT_ID) for m in mentions],
             "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "type": 0, "flags": 0, "components": [],
         }
         if reference:
-            message["message_reference"] = {**reference, "channel_id": str(channel_id), "guild_id": str(GUILD_ID)}
+            message["message_reference"] = {**reference, "channel_id": str(channel_id), "guild_id": str(self.guild_of(channel_id))}
             original = next((p for p in self.posted if str(p.id) == str(reference.get("message_id"))), None)
             if original is not None:
                 message["referenced_message"] = self.message_json(channel_id, BOT_ID, "Inosuke", original.content, bot=True) | {"id": str(original.id)}
+        self.messages[message["id"]] = message
         return message
 
     async def user_says(self, channel_id: int, user_id: int, content: str, *, mention_bot: bool = False,
-                        reply_to: int | None = None, bot: bool = False) -> dict:
+                        reply_to: int | None = None, bot: bool = False, mentions: list[int] = (), kind: int = 0,
+                        attachments: int = 0) -> dict:
+        """A user posts a message; `kind` is Discord's message type (7: a member joined), and
+        `attachments` adds that many image attachments."""
         text = f"<@{BOT_ID}> {content}" if mention_bot else content
         message = self.message_json(channel_id, user_id, self.users.get(user_id, f"user{user_id}"), text, bot=bot,
-                                    mentions=[BOT_ID] if mention_bot else [],
+                                    mentions=([BOT_ID] if mention_bot else []) + list(mentions),
                                     reference={"message_id": str(reply_to)} if reply_to else None)
+        message["type"] = kind
+        message["attachments"] = [{"id": str(snowflake()), "filename": f"image{i}.png", "size": 1024, "content_type": "image/png",
+                                   "url": f"{self.base}/attachments/{i}.png", "proxy_url": f"{self.base}/attachments/{i}.png"}
+                                  for i in range(attachments)]
         await self.dispatch("MESSAGE_CREATE", message)
         return message
+
+    async def edit(self, message: dict, content: str) -> dict:
+        """The author edits a message (MESSAGE_UPDATE carries the whole message, as Discord sends it)."""
+        edited = {**message, "content": content, "edited_timestamp": now_iso()}
+        self.messages[message["id"]] = edited
+        await self.dispatch("MESSAGE_UPDATE", edited)
+        return edited
+
+    async def delete(self, message: dict) -> None:
+        """A message is deleted (by its author or a moderator)."""
+        self.messages.pop(str(message["id"]), None)
+        self.deleted.add(str(message["id"]))
+        await self.dispatch("MESSAGE_DELETE", {"id": str(message["id"]), "channel_id": message["channel_id"],
+                                               "guild_id": message.get("guild_id")})
 
     # ---- interactions ----------------------------------------------------------------------
     def member_json(self, user_id: int, *, moderator: bool = False, roles: list[int] = ()) -> dict:
@@ -319,14 +366,16 @@ class Emulator:
                        moderator: bool = False, roles: list[int] = (), timeout: float = 60) -> InteractionResponse:
         """Send an INTERACTION_CREATE and wait for the bot's callback."""
         interaction_id = str(snowflake())
+        guild = str(self.guild_of(channel_id))
         payload = {
             "id": interaction_id, "application_id": str(APP_ID), "type": kind, "data": data, "token": f"token-{interaction_id}",
-            "version": 1, "guild_id": str(GUILD_ID), "channel_id": str(channel_id),
-            "channel": {"id": str(channel_id), "type": 0, "guild_id": str(GUILD_ID), "name": self.channels.get(channel_id, "channel"),
-                        "position": 0, "permission_overwrites": []},
+            "version": 1, "guild_id": guild, "channel_id": str(channel_id),
+            "channel": {"id": str(channel_id), "type": 0, "guild_id": guild,
+                        "name": self.channels.get(channel_id) or self.other_guild.get(channel_id, "channel"),
+                        "position": 0, "permission_overwrites": self.overwrites.get(channel_id, [])},
             "member": self.member_json(user_id, moderator=moderator, roles=roles), "locale": "en-US", "guild_locale": "en-US",
             "app_permissions": str((1 << 53) - 1), "entitlements": [], "attachment_size_limit": 8 << 20,
-            "authorizing_integration_owners": {"0": str(GUILD_ID)}, "context": 0,
+            "authorizing_integration_owners": {"0": guild}, "context": 0,
         }
         if message is not None:
             payload["message"] = message
@@ -344,12 +393,12 @@ class Emulator:
 
     async def slash(self, channel_id: int, user_id: int, name: str, options: dict | None = None, **member) -> InteractionResponse:
         kinds = {bool: 5, int: 4, str: 3}
-        data = {"id": self.command_id(name), "name": name, "type": 1, "guild_id": str(GUILD_ID),
+        data = {"id": self.command_id(name), "name": name, "type": 1, "guild_id": str(self.guild_of(channel_id)),
                 "options": [{"name": k, "type": kinds[type(v)], "value": v} for k, v in (options or {}).items()]}
         return await self.interact(2, channel_id, user_id, data, **member)
 
     async def context_menu(self, channel_id: int, user_id: int, name: str, target: dict, **member) -> InteractionResponse:
-        data = {"id": self.command_id(name), "name": name, "type": 3, "guild_id": str(GUILD_ID), "target_id": target["id"],
+        data = {"id": self.command_id(name), "name": name, "type": 3, "guild_id": str(self.guild_of(channel_id)), "target_id": target["id"],
                 "resolved": {"messages": {target["id"]: target}}}
         return await self.interact(2, channel_id, user_id, data, **member)
 
