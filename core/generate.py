@@ -28,8 +28,13 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 128,
     """Greedy continuations of every prompt, generated together in one left-padded batch."""
     import torch
 
-    tokenizer.padding_side = "left"  # generation continues at the right edge of every row
-    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    # Encode without padding, then pad in Python: a fast tokenizer keeps its padding setting in
+    # shared state that every call changes, and the bot tokenizes context windows on other
+    # threads while the worker encodes a batch: some batches came out unpadded and failed
+    # (bench/frontend_capacity.py's load found it; tests/core/test_generate.py repeats it).
+    encoded = tokenizer(prompts, add_special_tokens=False)
+    # Left padding: generation continues at the right edge of every row.
+    batch = tokenizer.pad(encoded, padding=True, padding_side="left", return_tensors="pt").to(model.device)
     with torch.inference_mode():
         out = model.generate(
             **batch,

@@ -11,15 +11,19 @@ Edits and deletes of stored messages are applied to the history (core/db/privacy
 shutdown the bot stops taking new messages, lets replies under way finish for
 `shutdown_grace_s`, then answers the rest with an in-character good night; a reply is stored as
 sent only once Discord took it.
-Every stored reply carries 👍/👎 buttons (bot/discord_rating.py); the slash commands live in
-bot/discord_commands.py and are synced to one guild (development) or globally at start-up.
+Every stored reply carries 👍/👎 buttons (bot/discord_front/rating.py); the slash commands live in
+bot/discord_front/commands.py and are synced to one guild (development) or globally at start-up.
+
+Shards: `make_client` gives the plain one-connection client by default, or the same bot on
+discord.py's AutoShardedClient when `discord.shard_count` is set; several processes can each run
+a range of shards (`discord.shard_ids`) against one database. Only the process that runs shard 0
+syncs the commands, and a message that another process already stored is not answered twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import unicodedata
 from collections import defaultdict
 
@@ -32,6 +36,7 @@ from bot.discord_front.rating import RateButton, rating_view
 from bot.discord_front.message_split import split_message
 from bot.discord_front.rate_limit import SLOW_DOWN, RateLimiter
 from bot.service.runtime import Runtime
+from core.db.history import AlreadyStored
 from core.settings import DiscordSettings
 
 log = logging.getLogger(__name__)
@@ -54,10 +59,10 @@ def visible(text: str) -> bool:
 
 
 class InosukeBot(discord.Client):
-    def __init__(self, runtime: Runtime, settings: DiscordSettings = DiscordSettings()):
+    def __init__(self, runtime: Runtime, settings: DiscordSettings = DiscordSettings(), **client_options):
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: enable it for the application in the developer portal
-        super().__init__(intents=intents, allowed_mentions=SAFE_MENTIONS)
+        super().__init__(intents=intents, allowed_mentions=SAFE_MENTIONS, **client_options)
         self.runtime, self.settings = runtime, settings
         self.rate_limiter = RateLimiter(settings.rate_limit_messages, settings.rate_limit_seconds)
         self._bot_exchanges: defaultdict[int, int] = defaultdict(int)
@@ -71,8 +76,20 @@ class InosukeBot(discord.Client):
         # Buttons are recognised by their custom_id, so those under replies sent before a
         # restart keep working.
         self.add_dynamic_items(RateButton)
-        if self.settings.sync_commands:
+        if self.settings.sync_commands and self.runs_first_shard:
             await self.sync_commands()
+
+    @property
+    def runs_first_shard(self) -> bool:
+        """Unsharded, or running shard 0: the one process that syncs commands."""
+        shard_ids = getattr(self, "shard_ids", None)
+        return shard_ids is None or 0 in shard_ids
+
+    def shard_for(self, guild_id: int | None) -> int | None:
+        """The shard a guild's events come through (Discord's rule), None when unsharded."""
+        if not self.shard_count:
+            return None
+        return 0 if guild_id is None else (guild_id >> 22) % self.shard_count
 
     async def sync_commands(self) -> None:
         guild = discord.Object(self.settings.command_guild) if self.settings.command_guild else None
@@ -92,7 +109,8 @@ class InosukeBot(discord.Client):
 
     async def on_ready(self) -> None:
         self.runtime.pipeline.bot_user_id = self.user.id
-        log.info("connected as %s (%s) to %d guild(s)", self.user, self.user.id, len(self.guilds))
+        shards = f", shards {list(self.shards)} of {self.shard_count}" if isinstance(self, discord.AutoShardedClient) else ""
+        log.info("connected as %s (%s) to %d guild(s)%s", self.user, self.user.id, len(self.guilds), shards)
 
     def addressed(self, message: discord.Message) -> bool:
         if message.guild is None or self.user in message.mentions:
@@ -147,6 +165,8 @@ class InosukeBot(discord.Client):
                     discord_id=message.id, reply_to_discord_id=message.reference.message_id if message.reference else None,
                     guild_id=message.guild.id if message.guild else None, channel_name=getattr(message.channel, "name", None),
                     deliver=deliver)
+        except AlreadyStored:  # a replayed event, or another process running the same shard
+            log.info("message %s is already stored: answered once, elsewhere or earlier", message.id)
         finally:
             self._handling.discard(task)
 
@@ -181,15 +201,9 @@ class InosukeBot(discord.Client):
         return sent
 
     # ---- shutdown ------------------------------------------------------------------------
-    def stop_on_signals(self) -> None:
-        """SIGTERM and Ctrl-C close the bot gracefully (see close)."""
-        loop = asyncio.get_running_loop()
-        for number in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(number, lambda: asyncio.ensure_future(self.close()))
-
     async def close(self) -> None:
         """Stop taking new messages, let the replies under way finish (or answer them), then
-        disconnect. Safe to call more than once."""
+        disconnect. Safe to call more than once (python -m bot calls it on SIGTERM / Ctrl-C)."""
         if self._stopping is None:
             self._stopping = asyncio.ensure_future(self.finish_replies())
         await asyncio.shield(self._stopping)
@@ -203,3 +217,15 @@ class InosukeBot(discord.Client):
         if pending:
             self.runtime.pipeline.stop_generating()  # the rest are told good night, not left hanging
             await asyncio.wait(pending, timeout=30)
+
+
+class ShardedInosukeBot(InosukeBot, discord.AutoShardedClient):
+    """The same bot over several gateway connections (discord.py's AutoShardedClient)."""
+
+
+def make_client(runtime: Runtime, settings: DiscordSettings = DiscordSettings()) -> InosukeBot:
+    """One connection by default; shards when `shard_count` is set (auto: Discord's recommendation)."""
+    if settings.shard_count is None:
+        return InosukeBot(runtime, settings)
+    count = None if settings.shard_count == "auto" else settings.shard_count
+    return ShardedInosukeBot(runtime, settings, shard_count=count, shard_ids=settings.shard_ids)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from core.context import fit_prompt, turns_from_history
 from bot.service.worker import ModelReleased, ModelWorker, RenderedForAnotherModel, WorkerBusy
 from core.generate import reply_text
-from core.db.history import History
+from core.db.history import AlreadyStored, History
 from core.persona import PersonaCard
 from core.settings import ChatSettings
 
@@ -172,6 +172,8 @@ class ChatPipeline:
     async def store_message(self, channel_id: int, author_id: int, author_name: str, text: str, **stored) -> int | None:
         try:
             return await self.history.add(channel_id, author_id, author_name, text, **stored)
+        except AlreadyStored:
+            raise  # answered once already (a replayed event, another process): no second answer
         except Exception:
             log.exception("could not store a message in channel %s", channel_id)
             return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from core.db.database import dialect_insert, retry_when_locked
+from core.db.database import insert, retry_when_locked
 from core.db.history import now
 from core.db.schema import Approval, Message, OptOut, Rating
 
@@ -84,6 +84,6 @@ class Privacy:
                 gone.messages = (await session.execute(delete(Message).where(Message.id.in_(ids)))).rowcount
             gone.approvals = (await session.execute(update(Approval).where(Approval.moderator_id == user_id)
                                                     .values(moderator_id=None))).rowcount
-            await session.execute(dialect_insert(session, OptOut).values(user_id=user_id, created_at=now())
+            await session.execute(insert(session, OptOut).values(user_id=user_id, created_at=now())
                                   .on_conflict_do_nothing())
         return gone

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from core.db.database import dialect_insert, retry_when_locked
+from core.db.database import insert, retry_when_locked
 from core.db.schema import Approval, Channel, Message, OptOut, Rating
-from core.db.history import now
+from core.db.history import now, storable
 
 THUMB_UP, THUMB_DOWN = 5, 1  # what the 👍 and 👎 buttons store
 # The one rating rule: a score of 4-5 counts as a 👍, 1-2 as a 👎, a 3 as neither (summaries,
@@ -84,11 +84,12 @@ class Ratings:
         rating); True when it replaced an earlier one."""
         if not 1 <= score <= 5:
             raise ValueError(f"score must be 1 to 5, got {score}")
+        comment = storable(comment) if comment is not None else None
         async with self.sessions() as session, session.begin():
             await rateable(session, reply_id)
             existed = await session.scalar(select(Rating.id).where(Rating.message_id == reply_id, Rating.user_id == user_id))
             at = now()
-            await session.execute(dialect_insert(session, Rating).values(
+            await session.execute(insert(session, Rating).values(
                 message_id=reply_id, user_id=user_id, score=score, comment=comment, via=via, created_at=at, updated_at=at,
             ).on_conflict_do_update(index_elements=["message_id", "user_id"],
                                     set_={"score": score, "comment": comment, "via": via, "updated_at": at}))
@@ -110,7 +111,7 @@ class Ratings:
         async with self.sessions() as session, session.begin():
             await rateable(session, reply_id)
             at = now()
-            await session.execute(dialect_insert(session, Approval).values(
+            await session.execute(insert(session, Approval).values(
                 message_id=reply_id, approved=approved, moderator_id=moderator_id, decided_at=at,
             ).on_conflict_do_update(index_elements=["message_id"],
                                     set_={"approved": approved, "moderator_id": moderator_id, "decided_at": at}))
@@ -126,3 +127,9 @@ async def rateable(session, reply_id: int) -> None:
     which count only posted replies; one that was never posted is discarded.)"""
     if await session.scalar(select(Message.id).where(Message.id == reply_id, Message.by_bot)) is None:
         raise NotRatable(reply_id)
+
+    async def forget_user(self, user_id: int):
+        """/forget-me (see core/db/privacy.py: Privacy.forget_user, which this is)."""
+        from core.db.privacy import Privacy
+
+        return await Privacy(self.sessions).forget_user(user_id)

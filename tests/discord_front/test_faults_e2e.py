@@ -12,20 +12,18 @@ import sqlite3
 
 from bot.service.pipeline import APOLOGY, GOING_TO_SLEEP
 from core.settings import DiscordSettings
-from tests.conftest import sqlite_path
 from tests.discord_front.emulator import ENABLED, GENERAL, TANJIRO, TRAINING, ZENITSU
 
 KANAO, GENYA = 203, 204
 
 
-def test_a_storage_error_gets_the_apology_and_a_log_line(make_runtime, run_bot, fake_served, db_url, caplog):
+def test_a_storage_error_gets_the_apology_and_a_log_line(make_runtime, run_bot, fake_served, db_rows, caplog):
     runtime = make_runtime(fake_served)
 
     async def body(emulator, client):
         await emulator.user_says(GENERAL, TANJIRO, "Hi!", mention_bot=True)
         await emulator.wait_for_bot_message(GENERAL)
-        with sqlite3.connect(sqlite_path(db_url)) as db:  # the disk goes bad under the running bot
-            db.execute("alter table messages rename to messages_lost")
+        db_rows("alter table messages rename to messages_lost")  # the disk goes bad under the running bot
         await emulator.user_says(GENERAL, TANJIRO, "Are you there?", mention_bot=True)
         assert (await emulator.wait_for_bot_message(GENERAL, after=1, timeout=20)).content == APOLOGY
 
