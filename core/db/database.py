@@ -108,8 +108,7 @@ def make_engine(url: str | None = None, *, foreign_keys: bool = True) -> AsyncEn
     drop would cascade into every row that refers to it."""
     url = async_url(url or database_url())
     make_sqlite_folder(url)
-    with driver_installed(url):
-        engine = create_async_engine(url, **engine_options(url, asynchronous=True))
+    engine = create_async_engine(url, **engine_options(url, asynchronous=True))
     set_sqlite_pragmas(engine.sync_engine, foreign_keys)
     return engine
 
@@ -118,20 +117,9 @@ def make_sync_engine(url: str | None = None) -> Engine:
     """A plain synchronous engine on the same database, for the offline trainer (no event loop)."""
     url = sync_url(url or database_url())
     make_sqlite_folder(url)
-    with driver_installed(url):
-        engine = create_engine(url, **engine_options(url))
+    engine = create_engine(url, **engine_options(url))
     set_sqlite_pragmas(engine)
     return engine
-
-
-@contextmanager
-def driver_installed(url: URL):
-    """A driver that is not installed is one line naming it, not an ImportError traceback."""
-    try:
-        yield
-    except ImportError as exc:
-        raise UserError(f"INOSUKE_DATABASE_URL={shown(url)}: its driver {url.get_driver_name()} is not installed "
-                        f"({exc.name or exc}); pip install it in .venv") from None
 
 
 def make_sqlite_folder(url: URL) -> None:

@@ -120,6 +120,12 @@ class Ratings:
         async with self.sessions() as session:
             return await session.get(OptOut, user_id) is not None
 
+    async def forget_user(self, user_id: int):
+        """/forget-me (see core/db/privacy.py: Privacy.forget_user, which this is)."""
+        from core.db.privacy import Privacy
+
+        return await Privacy(self.sessions).forget_user(user_id)
+
 
 async def rateable(session, reply_id: int) -> None:
     """Raise NotRatable unless `reply_id` is one of the bot's replies. (Replies are found by
@@ -127,9 +133,3 @@ async def rateable(session, reply_id: int) -> None:
     which count only posted replies; one that was never posted is discarded.)"""
     if await session.scalar(select(Message.id).where(Message.id == reply_id, Message.by_bot)) is None:
         raise NotRatable(reply_id)
-
-    async def forget_user(self, user_id: int):
-        """/forget-me (see core/db/privacy.py: Privacy.forget_user, which this is)."""
-        from core.db.privacy import Privacy
-
-        return await Privacy(self.sessions).forget_user(user_id)
