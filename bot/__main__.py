@@ -137,6 +137,8 @@ async def serve(args, settings, adapter: Path | None) -> int:
 
         from bot.discord_front.client import make_client
 
+        # run_until_stopped closes it on SIGTERM / Ctrl-C: InosukeBot.close finishes or answers
+        # the replies under way, then disconnects.
         client = make_client(runtime, settings.discord)
         try:
             await run_until_stopped(client, token)

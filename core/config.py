@@ -17,11 +17,28 @@ from core.errors import UserError
 T = TypeVar("T")
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML with duplicate keys refused: `max_queue: 8` twice in one section is a mistake
+    (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen and key != "<<":
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: Path) -> dict:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -46,7 +63,21 @@ def build(cls: type[T], values: dict, where: str, prefix: str = "") -> T:
     missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise UserError(f"{where}: missing key '{prefix}{missing[0]}'")
+    check_ranges(cls, kwargs, where, prefix)
     return cls(**kwargs)
+
+
+def check_ranges(cls: type, values: dict, where: str, prefix: str) -> None:
+    """A dataclass may declare `RANGES = {"field": (lowest, highest)}` (None: unbounded): a
+    value outside is an error naming the key, never a bot that cannot answer (max_queue: 0)."""
+    for name, (low, high) in getattr(cls, "RANGES", {}).items():
+        value = values.get(name)
+        if value is None or isinstance(value, bool):
+            continue
+        if low is not None and value < low:
+            raise UserError(f"{where}: {prefix}{name}: must be at least {low}, got {value!r}")
+        if high is not None and value > high:
+            raise UserError(f"{where}: {prefix}{name}: must be at most {high}, got {value!r}")
 
 
 def convert(value: Any, hint: Any, where: str, key: str) -> Any:

@@ -3,7 +3,9 @@
 - write_atomic: the text goes to a temporary file beside the target, is flushed to disk, and is
   renamed over the target, so a reader (or a crash) sees the old file or the new one, never half.
 - JSON Lines are split on "\\n" only: str.splitlines() also splits on U+2028, U+2029, U+0085 and
-  other characters that JSON allows raw inside a string, which would cut a valid row in two.
+  other characters that JSON allows raw inside a string, which would cut a valid row in two. The
+  writer escapes those three too (`\\u2028`), so that no other tool reading our files (an editor,
+  a `splitlines()` script, JavaScript) can cut a row either.
 """
 
 from __future__ import annotations
@@ -33,8 +35,20 @@ def write_json(path: Path, value: object) -> None:
     write_atomic(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
+# Line separators that JSON leaves raw inside strings; escaped, they cannot end a line anywhere.
+LINE_SEPARATORS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\u0085": "\\u0085"}
+
+
+def json_line(row: object) -> str:
+    """One row as one line of JSON, whatever text it holds."""
+    text = json.dumps(row, ensure_ascii=False)
+    for raw, escaped in LINE_SEPARATORS.items():
+        text = text.replace(raw, escaped)  # only ever inside a string: JSON has no raw text elsewhere
+    return text
+
+
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_atomic(path, "".join(json_line(row) + "\n" for row in rows))
 
 
 def json_lines(text: str) -> Iterator[tuple[int, str]]:

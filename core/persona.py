@@ -70,15 +70,77 @@ def card_from_dict(raw: object, path: str) -> PersonaCard:
     return PersonaCard(path=path, **values)
 
 
+# A card's text (base64 JSON) may hold a lorebook, but not more than this once inflated: a zTXt
+# chunk can inflate a few kilobytes into gigabytes.
+MAX_CARD_TEXT = 16 * 2**20
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_text_chunks(path: Path) -> dict[str, str]:
+    """The text chunks (tEXt, zTXt, iTXt) of a PNG, read chunk by chunk without decoding a single
+    pixel: a 20000x20000 card image costs nothing, and no chunk may inflate past MAX_CARD_TEXT."""
+    import struct
+    import zlib
+
+    def inflate(data: bytes, what: str) -> bytes:
+        inflater = zlib.decompressobj()
+        try:
+            out = inflater.decompress(data, MAX_CARD_TEXT + 1)
+        except zlib.error as exc:
+            raise UserError(f"{path}: {what}: a damaged compressed text chunk ({exc})") from None
+        if len(out) > MAX_CARD_TEXT:
+            raise UserError(f"{path}: {what}: the text chunk inflates past {MAX_CARD_TEXT // 2**20} MiB; not a character card")
+        return out
+
+    texts: dict[str, str] = {}
+    with path.open("rb") as png:
+        if png.read(8) != PNG_SIGNATURE:
+            raise UserError(f"{path}: png: not a readable PNG image (no PNG signature)")
+        while header := png.read(8):
+            if len(header) < 8:
+                raise UserError(f"{path}: png: the file ends in the middle of a chunk")
+            length, kind = struct.unpack(">I4s", header)
+            if kind in (b"tEXt", b"zTXt", b"iTXt"):
+                if length > MAX_CARD_TEXT:
+                    raise UserError(f"{path}: png: a text chunk of {length:,} bytes, over {MAX_CARD_TEXT // 2**20} MiB")
+                data = png.read(length)
+                keyword, _, rest = data.partition(b"\0")
+                key = keyword.decode("latin-1")
+                if kind == b"tEXt":
+                    value = rest
+                elif kind == b"zTXt":
+                    value = inflate(rest[1:], key)
+                else:  # iTXt: compressed flag, method, language tag, translated keyword, text
+                    compressed, rest = rest[0], rest[2:]
+                    _, _, rest = rest.partition(b"\0")
+                    _, _, value = rest.partition(b"\0")
+                    value = inflate(value, key) if compressed else value
+                texts.setdefault(key, value.decode("latin-1" if kind != b"iTXt" else "utf-8", errors="replace"))
+                png.seek(4, 1)  # CRC
+            else:
+                png.seek(length + 4, 1)  # pixels and everything else: skipped, never decoded
+            if kind == b"IEND":
+                break
+    return texts
+
+
+def parse_json(text: str, path: Path, what: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{exc.lineno}: {what}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise UserError(f"{path}: {what}: JSON nested too deeply") from None
+
+
 def read_card_json(path: Path) -> object:
     """The card's raw JSON from a .json file or a PNG's `chara`/`ccv3` chunk."""
     if path.suffix.lower() == ".png":
-        from PIL import Image, UnidentifiedImageError
-
         try:
-            with Image.open(path) as image:
-                chunks = dict(image.text)
-        except (UnidentifiedImageError, OSError) as exc:
+            chunks = png_text_chunks(path)
+        except FileNotFoundError:
+            raise UserError(f"{path}: file not found") from None
+        except OSError as exc:
             raise UserError(f"{path}: png: not a readable PNG image ({exc})") from None
         encoded = chunks.get("chara") or chunks.get("ccv3")
         if not encoded:
@@ -92,10 +154,9 @@ def read_card_json(path: Path) -> object:
             text = path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise UserError(f"{path}: file not found") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: card: invalid JSON ({exc.msg})") from None
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}: card: not UTF-8 text ({exc.reason})") from None
+    return parse_json(text, path, "card")
 
 
 def load_card(path: str | Path) -> PersonaCard:

@@ -68,9 +68,19 @@ def chat_messages(card: PersonaCard, turns: list[Turn]) -> list[dict[str, str]]:
     for turn in turns:
         if group and group[0].by_persona != turn.by_persona:
             flush()
-        group.append(turn)
+        group.append(turn if turn.by_persona or not turn.speaker else Turn(turn.text, False, speaker_label(turn.speaker, card)))
     flush()
     return messages
+
+
+def speaker_label(name: str, card: PersonaCard) -> str:
+    """A display name as a speaker label that cannot pass for another speaker: on one line, with
+    no colon (`Inosuke: HAH` as a name would open a line of the persona's), and a user who calls
+    themself by the persona's name is marked as a user."""
+    label = " ".join(name.replace(":", " ").split()) or DEFAULT_USER_LABEL
+    if label.casefold() in {alias.casefold() for alias in card.aliases}:
+        label = f"{label} (user)"
+    return label
 
 
 def special_tokens(tokenizer) -> list[str]:
@@ -109,18 +119,30 @@ def continue_instruction(card: PersonaCard) -> str:
     return f"Continue the conversation as {card.aliases[-1]}."
 
 
-def defuse_lines(text: str) -> str:
+def defuse_lines(text: str, first_line: bool = False) -> str:
     """Later lines of one turn that look like a speaker label (`Inosuke: ...`) or a template
-    header (`### Response:`) are prefixed with a zero-width space: they stay in their turn."""
+    header (`### Response:`) are prefixed with a zero-width space: they stay in their turn. With
+    `first_line` (text that starts a line of the prompt: the instruction) a header on the first
+    line is defused too."""
     lines = text.split("\n")
-    return "\n".join([lines[0]] + [ZERO_WIDTH_SPACE + l if speaker_line(l) or l.lstrip().startswith("###") else l
-                                    for l in lines[1:]])
+    first = ZERO_WIDTH_SPACE + lines[0] if first_line and lines[0].lstrip().startswith("###") else lines[0]
+    return "\n".join([first] + [ZERO_WIDTH_SPACE + l if speaker_line(l) or l.lstrip().startswith("###") else l
+                                 for l in lines[1:]])
 
 
 def transcript(card: PersonaCard, turns: list[Turn]) -> str:
     """Turns as seed-style transcript lines: `You: ...`, `Inosuke: ...`, `Zenitsu: ...`."""
     persona = card.aliases[-1]
-    return "\n".join(f"{persona if t.by_persona else t.speaker or DEFAULT_USER_LABEL}: {defuse_lines(t.text)}" for t in turns)
+    return "\n".join(f"{persona if t.by_persona else speaker_label(t.speaker, card) if t.speaker else DEFAULT_USER_LABEL}: "
+                     f"{defuse_lines(t.text)}" for t in turns)
+
+
+def safe_alpaca(tokenizer, instruction: str, input: str = "", output: str = "") -> str:
+    """The Alpaca text with everything users wrote made inert: control tokens spelled out
+    (neutralize) and a header opening the instruction defused. Serving renders through here and
+    training renders every sample through here, so both see the same text."""
+    specials = special_tokens(tokenizer)
+    return render_alpaca(defuse_lines(neutralize(instruction, specials), first_line=True), neutralize(input, specials), output)
 
 
 def generation_prompt(tokenizer, card: PersonaCard, turns: list[Turn], prompt_format: PromptFormat = "chat") -> str:
@@ -131,8 +153,6 @@ def generation_prompt(tokenizer, card: PersonaCard, turns: list[Turn], prompt_fo
     exactly as the multi-turn seed samples are laid out."""
     if prompt_format == "chat":
         return render_chat(tokenizer, chat_messages(card, turns), add_generation_prompt=True)
-    specials = special_tokens(tokenizer)
-    turns = [Turn(neutralize(t.text, specials), t.by_persona, t.speaker) for t in turns]
     if len(turns) == 1 and not turns[0].by_persona and not turns[0].speaker:
-        return render_alpaca(defuse_lines(turns[0].text))
-    return render_alpaca(continue_instruction(card), transcript(card, turns), f"{card.aliases[-1]}: ")
+        return safe_alpaca(tokenizer, turns[0].text)
+    return safe_alpaca(tokenizer, continue_instruction(card), transcript(card, turns), f"{card.aliases[-1]}: ")

@@ -56,9 +56,9 @@ def read_adapter(path: str | Path) -> AdapterInfo:
     if not manifest_path.is_file():
         raise UserError(f"{path}: no manifest.json: this adapter was not written by the trainer")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         return AdapterInfo(path, manifest["version"], manifest["base_model"], manifest["quantization"], manifest["prompt_format"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (ValueError, RecursionError, KeyError, TypeError) as exc:
         raise UserError(f"{manifest_path}: unreadable manifest ({exc})") from None
 
 
@@ -87,12 +87,19 @@ def staging_dir(registry: Path | None = None) -> Path:
     return Path(tempfile.mkdtemp(prefix=".incoming-", dir=registry))
 
 
+def taken_numbers(registry: Path) -> list[int]:
+    """Every version number in use, published or not: a `vNNNN` folder without a manifest
+    (half copied by hand, or damaged) still holds its name."""
+    if not registry.is_dir():
+        return []
+    return [int(m.group(1)) for p in registry.iterdir() if (m := VERSION.match(p.name))]
+
+
 def publish(staged: Path, manifest: dict, registry: Path | None = None) -> Path:
-    """Give the staged folder the next version number, write its manifest, rename it into place."""
+    """Give the staged folder the next free version number, write its manifest, rename it into place."""
     registry = registry or registry_dir()
     while True:
-        existing = versions(registry)
-        number = int(VERSION.match(existing[-1].name).group(1)) + 1 if existing else 1
+        number = max(taken_numbers(registry), default=0) + 1
         target = registry / f"v{number:04d}"
         manifest = {**manifest, "version": target.name}
         (staged / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core.registry import registry_dir, versions
+from core.registry import VERSION, registry_dir, versions
 from core.errors import UserError
 from core.files import write_json
 
@@ -23,14 +23,27 @@ def pointer_path(registry: Path | None = None) -> Path:
     return (registry or registry_dir()) / POINTER
 
 
+FIX = "fix it or point it anew with `python -m trainer rollback --to vNNNN`"
+
+
 def read_pointer(registry: Path | None = None) -> dict | None:
+    """The pointer, checked: an object whose `version` is a registry name (vNNNN) or null and
+    whose `history` lists registry names, so that it can never point outside the registry."""
     path = pointer_path(registry)
     try:
-        return json.loads(path.read_text())
+        pointer = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (json.JSONDecodeError, OSError) as exc:
-        raise UserError(f"{path}: unreadable ({exc}); fix it or point it anew with `python -m trainer rollback --to vNNNN`") from None
+    except (ValueError, RecursionError, OSError) as exc:
+        raise UserError(f"{path}: unreadable ({type(exc).__name__}); {FIX}") from None
+    if not isinstance(pointer, dict):
+        raise UserError(f"{path}: expected an object with a version, got {type(pointer).__name__}; {FIX}")
+    version, history = pointer.get("version"), pointer.get("history", [])
+    if version is not None and not (isinstance(version, str) and VERSION.match(version)):
+        raise UserError(f"{path}: version: expected a name such as v0003 or null, got {version!r}; {FIX}")
+    if not isinstance(history, list) or not all(isinstance(v, str) and VERSION.match(v) for v in history):
+        raise UserError(f"{path}: history: expected a list of names such as v0003; {FIX}")
+    return pointer
 
 
 def in_service(registry: Path | None = None) -> Path | None:
@@ -66,6 +79,9 @@ def promote(adapter: Path, registry: Path | None = None, reason: str = "") -> No
 def rollback(registry: Path | None = None, to: str | None = None) -> tuple[str | None, str]:
     """Serve the previous adapter again (or version `to`). Returns (from, to)."""
     registry = registry or registry_dir()
+    if to is not None and not VERSION.match(to):
+        raise UserError(f"--to {to}: expected a version name such as v0003 (published: "
+                        f"{', '.join(p.name for p in versions(registry)) or 'none'})")
     current = in_service(registry)
     history = list((read_pointer(registry) or {}).get("history", []))
     if to is None:

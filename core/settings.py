@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from core.config import build, read_yaml
 from core.errors import UserError
@@ -23,12 +23,20 @@ class EngineSettings:
     max_queue: int = 32  # requests waiting at most; beyond, an in-character "wait your turn"
     max_new_tokens: int = 160  # longest reply in tokens
 
+    RANGES: ClassVar[dict] = {"max_batch": (1, None), "max_wait_s": (0, None), "max_queue": (1, None), "max_new_tokens": (1, None)}
+
 
 @dataclass(frozen=True)
 class ChatSettings:
     context_tokens: int = 1024  # prompt budget: persona card + as many recent turns as fit
     history_messages: int = 60  # most recent messages read from the database per reply
     max_input_chars: int = 1500  # longer messages get an in-character "too long" (they are still stored)
+    max_input_tokens: int = 400  # ... and so do messages over this many tokens of the served model
+    max_channel_queue: int = 4  # messages of one channel handled or waiting at once; beyond, "wait your turn"
+    reply_timeout_s: float = 120.0  # longest wait for the model; then an in-character apology
+
+    RANGES: ClassVar[dict] = {"context_tokens": (64, None), "history_messages": (1, None), "max_input_chars": (1, None),
+                              "max_input_tokens": (1, None), "max_channel_queue": (1, None), "reply_timeout_s": (1, None)}
 
 
 @dataclass(frozen=True)
@@ -41,11 +49,15 @@ class DiscordSettings:
     moderator_roles: list[int] = field(default_factory=list)  # role ids that may /approve and /reset (besides Manage Messages)
     command_guild: int | None = None  # sync slash commands to this guild only (instant; for development); None: globally
     sync_commands: bool = True  # push the command list to Discord at start-up (by the process running shard 0)
+    shutdown_grace_s: float = 30.0  # at shutdown, how long replies already under way may take before they get "going to sleep"
     # Shards: None, one gateway connection (discord.Client; Discord requires shards from 2,500
     # guilds on); "auto", discord.py's AutoShardedClient with the count Discord recommends; N, N
     # shards in all, of which this process runs `shard_ids` (None: all N).
     shard_count: int | Literal["auto"] | None = None
     shard_ids: list[int] | None = None
+
+    RANGES: ClassVar[dict] = {"bot_exchange_limit": (0, None), "rate_limit_messages": (1, None),
+                              "rate_limit_seconds": (0.1, None), "shutdown_grace_s": (0, None)}
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,8 @@ class ServingSettings:
     follow_registry: bool = True  # swap to a newly promoted adapter without a restart (off when an adapter is pinned)
     poll_s: float = 5.0  # how often the pointer and the training lock are checked
     release_during_training: bool = False  # unload the model while a training runs (one small GPU for both)
+
+    RANGES: ClassVar[dict] = {"poll_s": (0.1, None)}
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,13 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from core.errors import UserError
 from core.paths import state_dir
 
+_held_here = 0  # how deep this process is inside training_lock(): retrain holds it while train() runs
 
-class TrainingRunning(Exception):
+
+class TrainingRunning(UserError):
     """Another training holds the lock."""
 
 
@@ -24,6 +27,15 @@ def lock_path() -> Path:
 
 @contextmanager
 def training_lock(path: Path | None = None):
+    """Hold the lock for the block; re-entrant within a process (retrain -> train -> KTO)."""
+    global _held_here
+    if _held_here:
+        _held_here += 1
+        try:
+            yield
+        finally:
+            _held_here -= 1
+        return
     path = path or lock_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+")
@@ -38,7 +50,11 @@ def training_lock(path: Path | None = None):
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
         handle.flush()
-        yield
+        _held_here = 1
+        try:
+            yield
+        finally:
+            _held_here = 0
     finally:
         handle.close()  # closing releases the lock
 

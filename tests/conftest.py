@@ -117,6 +117,18 @@ def postgres_server():
 
 
 @pytest.fixture
+def fake_served_with(tokenizer):
+    """fake_served_with(reply=..., delay_s=..., quote=True): a fake model that says something
+    in particular, quotes the user, or takes its time."""
+    from tests.fakes import fake_served_model, quoting
+
+    def make(reply: str = "HAH! Lord Inosuke heard you!", delay_s: float = 0.0, quote: bool = False):
+        return fake_served_model(tokenizer, reply=quoting if quote else reply, delay_s=delay_s)
+
+    return make
+
+
+@pytest.fixture
 def postgres_url(postgres_server):
     """A new empty database on the session's PostgreSQL server (dropped after the test)."""
     url = postgres_server.create_database()

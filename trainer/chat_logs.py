@@ -1,10 +1,12 @@
 """Approved chat logs become training data, and ratings become preference labels.
 
 A reply qualifies when a moderator approved it, or by the rating rules (at least N 👍 and at
-most M 👎, from config/retrain.yaml); a rejected reply never does. Each qualifying reply becomes a
-multi-turn sample with the context it was generated from: the channel's messages before it
-(since the last /reset), labelled and cut to the token budget exactly as the bot did
-(core.context). Users who opted out (/forget-me) are excluded everywhere: their lines are
+most M 👎, from config/retrain.yaml); a rejected reply never does; only replies from the guilds
+in `training_guilds` count. Each qualifying reply becomes a multi-turn sample with the context
+it was generated from: the channel's messages up to the one it answered, since the /reset before
+that one, labelled and cut to the token budget exactly as the bot did (core.db.history's
+context_query and core.context). A reply whose message is gone (deleted, forgotten, or never
+linked) is not used. Users who opted out (/forget-me) are excluded everywhere: their lines are
 dropped from every context, a reply to one of their messages is not used at all, and their
 ratings do not count.
 """
@@ -13,12 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import select
 
 from core.context import fit_prompt, turns_from_history
 from core.db.schema import Approval, Channel, Message, OptOut, Rating
-from core.db.history import StoredMessage
+from core.db.history import StoredMessage, context_query, stored
 from core.db.ratings import is_disliked, is_liked
 from core.files import write_jsonl
 from core.persona import PersonaCard
@@ -34,6 +37,10 @@ class LogRules:
     min_thumbs_up: int  # a reply nobody moderated qualifies with at least this many 👍 ...
     max_thumbs_down: int  # ... and at most this many 👎
     chat: ChatSettings = field(default_factory=ChatSettings)
+    training_guilds: list[int] | Literal["all"] = "all"  # guilds whose approvals and ratings count ("all": every guild and DMs)
+
+    def counts(self, guild_id: int | None) -> bool:
+        return self.training_guilds == "all" or (guild_id is not None and guild_id in self.training_guilds)
 
 
 @dataclass
@@ -58,6 +65,8 @@ class LogExport:
     preferences: list[Preference] = field(default_factory=list)
     rejected: int = 0  # replies a moderator rejected
     excluded_opted_out: int = 0  # qualifying replies dropped because they answered an opted-out user
+    excluded_unlinked: int = 0  # ... because the message they answered is gone (deleted, forgotten, never linked)
+    excluded_guild: int = 0  # ... because their guild is not in training_guilds
     opted_out_users: set[int] = field(default_factory=set)
     last_reply_id: int | None = None  # newest qualifying reply (for "new since the last run")
 
@@ -75,10 +84,6 @@ class LogExport:
         return rows
 
 
-def stored(message: Message) -> StoredMessage:
-    return StoredMessage(message.author_id, message.author_name, message.by_bot, message.content, message.created_at)
-
-
 def collect(sessions, card: PersonaCard, tokenizer, rules: LogRules, prompt_format: str = "chat",
             since_reply_id: int | None = None) -> LogExport:
     """Read the bot's database: qualifying samples (all, or only replies newer than
@@ -92,27 +97,33 @@ def collect(sessions, card: PersonaCard, tokenizer, rules: LogRules, prompt_form
             if rating.user_id not in export.opted_out_users:
                 ratings.setdefault(rating.message_id, []).append(rating.score)
         candidates = set(decisions) | set(ratings)
-        replies = (session.scalars(select(Message).where(Message.id.in_(candidates), Message.by_bot)
+        replies = (session.scalars(select(Message).where(Message.id.in_(candidates), Message.by_bot, Message.sent)
                                          .order_by(Message.id))).all()
-        resets = {c.id: c.context_reset_at for c in session.scalars(select(Channel)).all()}
+        guilds = {c.id: c.guild_id for c in session.scalars(select(Channel)).all()}
 
         for reply in replies:
             scores = ratings.get(reply.id, [])
             up, down = sum(map(is_liked, scores)), sum(map(is_disliked, scores))
             decision = decisions.get(reply.id)
-            if decision is False:
-                export.rejected += 1
             qualifies = decision is True or (decision is None and up >= rules.min_thumbs_up and down <= rules.max_thumbs_down)
             wanted = since_reply_id is None or reply.id > since_reply_id
             label = preference_label(decision, scores)
             if not (qualifies or label is not None):
                 continue
-            context = context_before(session, reply, resets.get(reply.channel_id), rules.chat.history_messages)
-            if not context or context[-1].by_bot or context[-1].author_id in export.opted_out_users:
-                # It answered an opted-out user (or nothing): their words would be needed to make sense of it.
-                if qualifies and wanted:
-                    export.excluded_opted_out += 1
+            if not rules.counts(guilds.get(reply.channel_id)):
+                export.excluded_guild += qualifies and wanted
                 continue
+            if decision is False:
+                export.rejected += 1
+            answered = session.get(Message, reply.answers_id) if reply.answers_id is not None else None
+            if answered is None or answered.by_bot:
+                export.excluded_unlinked += qualifies and wanted
+                continue
+            if answered.author_id in export.opted_out_users:
+                # It answered an opted-out user: their words would be needed to make sense of it.
+                export.excluded_opted_out += qualifies and wanted
+                continue
+            context = context_before(session, answered, rules.chat.history_messages)
             context = [m for m in context if m.by_bot or m.author_id not in export.opted_out_users]
             turns = turns_from_history(context)  # labels exactly as the bot put them
             prompt, kept = fit_prompt(tokenizer, card, turns, rules.chat.context_tokens, prompt_format)
@@ -137,12 +148,9 @@ def preference_label(decision: bool | None, scores: list[int]) -> bool | None:
     return True if is_liked(mean) else False if is_disliked(mean) else None
 
 
-def context_before(session, reply: Message, reset_at, limit: int) -> list[StoredMessage]:
-    """The channel's messages before the reply, since the /reset before it, oldest first."""
-    query = select(Message).where(Message.channel_id == reply.channel_id, Message.id < reply.id)
-    if reset_at is not None and reset_at < reply.created_at:
-        query = query.where(Message.created_at > reset_at)
-    rows = session.scalars(query.order_by(Message.id.desc()).limit(limit)).all()
+def context_before(session, answered: Message, limit: int) -> list[StoredMessage]:
+    """The context the bot built for its reply to `answered`, oldest first (the bot's own query)."""
+    rows = session.scalars(context_query(answered.channel_id, answered.id, answered.created_at, limit)).all()
     return [stored(m) for m in reversed(rows)]
 
 

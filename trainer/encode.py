@@ -9,7 +9,7 @@ are masked (-100).
 from __future__ import annotations
 
 from core.errors import UserError
-from core.prompt import PromptFormat, render_alpaca, render_chat
+from core.prompt import PromptFormat, neutralize, render_chat, safe_alpaca, special_tokens
 
 IGNORE = -100
 
@@ -36,8 +36,9 @@ def chat_text_and_spans(tokenizer, messages: list[dict[str, str]]) -> tuple[str,
 
 
 def alpaca_text_and_spans(tokenizer, sample: dict) -> tuple[str, list[tuple[int, int]]]:
-    prompt = render_alpaca(sample["instruction"], sample["input"])
-    text = prompt + sample["output"] + tokenizer.eos_token
+    # The same inert text the bot renders (control tokens spelled out, headers defused).
+    prompt = safe_alpaca(tokenizer, sample["instruction"], sample["input"])
+    text = prompt + neutralize(sample["output"], special_tokens(tokenizer)) + tokenizer.eos_token
     return text, [(len(prompt), len(text))]
 
 

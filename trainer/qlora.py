@@ -12,11 +12,14 @@ elsewhere every position is, in torch tiles. `trainer plan` counts that term.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from core.errors import UserError
 from trainer.card_packing import collator_for as card_collator_for
@@ -335,6 +338,24 @@ def make_trainer(model, tokenizer, train_rows, eval_rows, profile: Profile, outp
     return trainer
 
 
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint that was saved whole. The Trainer writes trainer_state.json last, so
+    a kill during a save leaves a folder without it (or with half of it): such folders are
+    removed, and the run resumes from the one before."""
+    found = sorted((p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]))
+    for checkpoint in reversed(found):
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+            if any(checkpoint.glob("adapter_model.*")):
+                return checkpoint
+        except (OSError, ValueError):
+            pass
+        log.warning("%s was not saved whole (the run was stopped while saving it); resuming from the one before", checkpoint.name)
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    return None
+
+
 def run_training(trainer, resume: bool, eval_before: bool) -> RunResult:
     interrupt = Interrupt()
     trainer.add_callback(final_step_callback())
@@ -346,9 +367,12 @@ def run_training(trainer, resume: bool, eval_before: bool) -> RunResult:
         before = float(trainer.evaluate()["eval_loss"])
         if trainer.is_world_process_zero():
             log.info("eval loss before training (base model): %.4f", before)
+    checkpoint = last_complete_checkpoint(Path(trainer.args.output_dir)) if resume else None
+    if resume and checkpoint is None:
+        log.warning("no checkpoint was saved whole: the run starts again from its first step")
     interrupt.install()
     try:
-        trainer.train(resume_from_checkpoint=True if resume else None)
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
         interrupt.uninstall()
     counts = trainer.token_counts.over_all_processes()

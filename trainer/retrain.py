@@ -5,8 +5,11 @@ promoted only if the gate passes; every run recorded in the database, table trai
 trainer/cli/feedback.py.
 
 Safety: the training lock makes sure two trainings never overlap; the candidate is published as
-a new registry version in one rename, and only the pointer (bot/serving.py) decides what is
-served, so a failed, rejected or killed run never changes the adapter in service.
+a new registry version in one rename, and only the pointer (core/serving_pointer.py) decides what
+is served, so a failed, rejected or killed run never changes the adapter in service. A bad row
+(in a chat log or a curated file) is set aside in the run's rejects.jsonl and reported; it never
+stops the loop. The staged copy of the data is deleted when the run ends (the training run's
+dataset snapshot keeps the samples, each chat-log one with its reply id, for /forget-me).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import ClassVar, Literal
 
 from core.db.training_runs import finish_run, last_completed_run, start_run
 from core.paths import PROJECT_ROOT, project_path, state_dir
@@ -44,8 +48,13 @@ class RetrainSettings:
     max_thumbs_down: int = 0  # ... and at most this many 👎; moderator approval always qualifies, rejection never
     min_new_samples: int = 10  # `trainer schedule` retrains when at least this many new approved samples exist
     eval_limit: int | None = None  # evaluate on the first N items of each held-out part (None: all)
+    # Guilds whose approvals and ratings may feed training; [] none (the default), "all" every guild and DMs.
+    training_guilds: list[int] | Literal["all"] = field(default_factory=list)
     heldout: str | None = None  # held-out folder for the gate (None: evals/ for its own character, else the eval split)
     kto: KTOSettings = field(default_factory=KTOSettings)
+
+    RANGES: ClassVar[dict] = {"min_thumbs_up": (1, None), "max_thumbs_down": (0, None), "min_new_samples": (1, None),
+                              "eval_limit": (1, None)}
 
 
 def load_retrain_settings(path: Path = DEFAULT_RETRAIN_CONFIG, overrides: list[str] = ()) -> RetrainSettings:
@@ -72,7 +81,7 @@ def log_rules(settings: RetrainSettings, bot_config: Path = DEFAULT_BOT_CONFIG) 
     so that every sample gets the context that bot really used."""
     from core.settings import load_settings
 
-    return LogRules(settings.min_thumbs_up, settings.max_thumbs_down, load_settings(bot_config).chat)
+    return LogRules(settings.min_thumbs_up, settings.max_thumbs_down, load_settings(bot_config).chat, settings.training_guilds)
 
 
 def export_logs(database_url: str | None, card, tokenizer, rules: LogRules, prompt_format: str,
@@ -120,11 +129,10 @@ def retrain(settings: RetrainSettings, eval_settings=None, *, dry_run: bool = Fa
 
 
 def prepare_and_maybe_train(settings, eval_settings, dry_run, database_url, registry, runs, bot_config, console) -> RetrainOutcome:
-    from core.db.database import connect_sync, upgrade
-    from core.registry import registry_dir, versions
+    from core.db.database import upgrade
+    from core.registry import registry_dir
     from core.model_resolver import load_tokenizer
     from core.persona import load_card
-    from core.serving_pointer import in_service, promote, read_pointer
     from trainer.profile import load_profile
 
     started = time.perf_counter()
@@ -138,13 +146,26 @@ def prepare_and_maybe_train(settings, eval_settings, dry_run, database_url, regi
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     work = state_dir() / "retrain" / stamp
     staged = stage_data(project_path(profile.data), export, work / "data")
-    curated, preferences = count_curated(staged, card), export.preferences
-    show_export(console, export, curated)
+    try:
+        curated = count_curated(staged, card)
+        show_export(console, export, curated)
+        if dry_run:
+            preview_dataset(console, staged, card, export)
+            shutil.rmtree(work, ignore_errors=True)
+            return RetrainOutcome("dry-run", export, curated, seconds=time.perf_counter() - started)
+        return train_and_gate(settings, eval_settings, export, curated, staged, work, profile, registry, runs,
+                              database_url, console, started)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)  # user words on disk no longer than the run needs them
 
-    if dry_run:
-        preview_dataset(console, staged, card, export)
-        shutil.rmtree(work, ignore_errors=True)
-        return RetrainOutcome("dry-run", export, curated, seconds=time.perf_counter() - started)
+
+def train_and_gate(settings, eval_settings, export, curated, staged, work, profile, registry, runs, database_url,
+                   console, started) -> RetrainOutcome:
+    from core.db.database import connect_sync
+    from core.registry import versions
+    from core.serving_pointer import in_service, promote, read_pointer
+
+    preferences = export.preferences
 
     # The pointer decides what is served; adopt the newest version explicitly before a candidate appears.
     if read_pointer(registry) is None and versions(registry):
@@ -156,7 +177,7 @@ def prepare_and_maybe_train(settings, eval_settings, dry_run, database_url, regi
                            export.last_reply_id)
     outcome = RetrainOutcome("failed", export, curated, previous=previous, run_id=run_id)
     try:
-        candidate = train_candidate(settings, staged, registry, runs, console)
+        candidate = train_candidate(settings, staged, registry, runs, console, work / "rejects.jsonl")
         if candidate is None:
             outcome.reason = "training interrupted"
             return outcome
@@ -196,12 +217,13 @@ def count_curated(staged: Path, card) -> int:
     return len(records)
 
 
-def train_candidate(settings: RetrainSettings, staged: Path, registry: Path, runs: Path | None, console) -> Path | None:
+def train_candidate(settings: RetrainSettings, staged: Path, registry: Path, runs: Path | None, console,
+                    rejects: Path) -> Path | None:
     from trainer.train import train
 
     console.rule(f"Training a candidate (profile {settings.profile})")
     outcome = train(settings.profile, overrides=[*settings.profile_overrides, f"data={staged}"], promote=False,
-                    runs=runs, registry=registry)
+                    runs=runs, registry=registry, rejects=rejects)
     return None if outcome.interrupted else outcome.adapter
 
 
@@ -237,6 +259,10 @@ def show_export(console, export: LogExport, curated: int) -> None:
                   f"{sum(not p.label for p in export.preferences)} 👎); opted-out users excluded: "
                   f"{len(export.opted_out_users)}; replies dropped because they answered one: {export.excluded_opted_out}",
                   highlight=False)
+    console.print(f"qualifying replies left out: {export.excluded_unlinked} whose message is gone (deleted or forgotten), "
+                  f"{export.excluded_guild} from servers not in training_guilds", highlight=False)
+    if export.excluded_guild and not export.samples:
+        console.print("(config/retrain.yaml: training_guilds lists the servers whose approvals may train the model)", highlight=False)
 
 
 def preview_dataset(console, staged: Path, card, export: LogExport) -> None:
@@ -247,10 +273,12 @@ def preview_dataset(console, staged: Path, card, export: LogExport) -> None:
     from trainer.dataset.stats import print_table
 
     with tempfile.TemporaryDirectory() as out:
-        result = build_dataset(staged, card, Path(out))
+        result = build_dataset(staged, card, Path(out), rejects=Path(out) / "rejects.jsonl")
     print_table(result.composition, console, title="the dataset this retrain would use")
-    console.print(f"train {len(result.train):,} / eval {len(result.eval):,}; duplicates removed: {len(result.duplicates)}",
-                  highlight=False)
+    console.print(f"train {len(result.train):,} / eval {len(result.eval):,}; duplicates removed: {len(result.duplicates)}; "
+                  f"bad rows a retrain would set aside: {len(result.problems)}", highlight=False)
+    for problem in result.problems[:10]:
+        console.print(f"   {problem}", highlight=False, markup=False)
     for row in export.sample_rows()[:5]:
         console.print(f"-- reply #{row['reply_id']}", highlight=False)
         for message in row["messages"]:
@@ -288,23 +316,28 @@ def schedule(settings: RetrainSettings, eval_settings=None, *, every: float | No
     from core.training_lock import TrainingRunning, training_in_progress
 
     while True:
-        count, last = new_samples(settings, database_url, bot_config)
-        since = f"since run #{last}" if last else "so far"
-        if training_in_progress():
-            print(f"{count} new approved sample(s) {since}; a training is running, checking again later")
-        elif count < settings.min_new_samples:
-            print(f"{count} new approved sample(s) {since}; retraining at {settings.min_new_samples}: nothing to do")
-        elif dry_run:
-            print(f"{count} new approved sample(s) {since}: a retrain would start now")
-        else:
-            print(f"{count} new approved sample(s) {since}: retraining")
-            try:
+        try:
+            count, last = new_samples(settings, database_url, bot_config)
+            since = f"since run #{last}" if last else "so far"
+            if training_in_progress():
+                print(f"{count} new approved sample(s) {since}; a training is running, checking again later")
+            elif count < settings.min_new_samples:
+                print(f"{count} new approved sample(s) {since}; retraining at {settings.min_new_samples}: nothing to do")
+            elif dry_run:
+                print(f"{count} new approved sample(s) {since}: a retrain would start now")
+            else:
+                print(f"{count} new approved sample(s) {since}: retraining")
                 outcome = retrain(settings, eval_settings, database_url=database_url, bot_config=bot_config)
                 print(f"retrain {outcome.status}: {outcome.reason}")
-            except TrainingRunning as exc:
-                print(exc)
-                if every is None:
-                    return False
+        except TrainingRunning as exc:
+            print(exc)
+            if every is None:
+                return False
+        except Exception as exc:  # a long-running schedule reports a failed check and keeps going
+            if every is None:
+                raise
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            print(f"this check failed ({type(exc).__name__}: {reason}); checking again in {every:.0f}s", flush=True)
         if every is None:
             return True
         time.sleep(every)

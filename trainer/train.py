@@ -79,8 +79,9 @@ def peak_memory() -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "cpu_peak_rss"
 
 
-def new_run(profile, runs: Path) -> tuple[Path, dict]:
-    """A fresh run folder with the profile resolved and the dataset built from its data."""
+def new_run(profile, runs: Path, rejects: Path | None = None) -> tuple[Path, dict]:
+    """A fresh run folder with the profile resolved and the dataset built from its data (bad rows
+    set aside in `rejects` and reported, when given; else they stop the run)."""
     from core.model_resolver import load_tokenizer
     from core.persona import load_card
     from trainer.dataset.build import token_counter
@@ -97,9 +98,14 @@ def new_run(profile, runs: Path) -> tuple[Path, dict]:
     persona = load_card(project_path(profile.card))
     # Samples longer than max_seq_len are validation errors here, like any other bad row.
     result = build_dataset(project_path(profile.data), persona, run_dir / "dataset", max_tokens=profile.max_seq_len,
-                           count_tokens=token_counter(tokenizer), eval_fraction=profile.eval_fraction, seed=profile.seed)
+                           count_tokens=token_counter(tokenizer), eval_fraction=profile.eval_fraction, seed=profile.seed,
+                           rejects=rejects)
     run = {"profile": profile.to_dict(), "status": "running", "started": datetime.now(timezone.utc).isoformat(),
-           "seconds": 0.0, "eval_loss_before": None}
+           "seconds": 0.0, "eval_loss_before": None, "rejected_rows": len(result.problems)}
+    if result.problems:
+        print(f"{len(result.problems)} bad row(s) set aside in {rejects}:")
+        for problem in result.problems[:10]:
+            print(f"  {problem}")
     write_run(run_dir, run)
     print(f"run {run_dir.name}: {len(result.train)} train / {len(result.eval)} eval samples "
           f"(data hash {result.data_hash[:12]})")
@@ -136,11 +142,23 @@ def show_masks(profile: str, overrides: Sequence[str] = ()) -> str:
 
 
 def train(profile: str | None = None, *, overrides: Sequence[str] = (), resume: str | None = None, promote: bool = True,
-          runs: Path | None = None, registry: Path | None = None) -> TrainOutcome:
+          runs: Path | None = None, registry: Path | None = None, rejects: Path | None = None) -> TrainOutcome:
     """Train an adapter with `profile` (a name in trainer/profiles/ or a YAML path) and `overrides`
     (`KEY=VALUE`), or continue the interrupted run `resume` ("latest" or a run id) with the profile
     it started with. The adapter is published as the next registry version and, with `promote`,
-    put in service (retraining promotes only through its gate)."""
+    put in service (retraining promotes only through its gate). Runs under the training lock:
+    raises TrainingRunning at once when another training holds it."""
+    from contextlib import nullcontext
+
+    from core.training_lock import training_lock
+    from trainer import distributed
+
+    # Under accelerate launch the main process holds the lock for all of them.
+    with training_lock() if distributed.is_main() else nullcontext():
+        return train_locked(profile, overrides, resume, promote, runs, registry, rejects)
+
+
+def train_locked(profile, overrides, resume, promote, runs, registry, rejects) -> TrainOutcome:
     from core.model_resolver import load_model, resolve
     from core import registry as adapter_registry
     from trainer import distributed
@@ -160,7 +178,7 @@ def train(profile: str | None = None, *, overrides: Sequence[str] = (), resume: 
     else:
         chosen = load_profile(profile, overrides)
         # The main process builds the run folder and its dataset; the others train on the same.
-        run_dir = Path(distributed.share(str(new_run(chosen, runs)[0]) if main else None))
+        run_dir = Path(distributed.share(str(new_run(chosen, runs, rejects)[0]) if main else None))
         run = read_run(run_dir)
     profile = chosen
     from core.model_resolver import load_tokenizer

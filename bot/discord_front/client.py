@@ -1,9 +1,16 @@
 """The Discord side: discord.py's client wired to the shared reply pipeline.
 
 When to reply: mentions, replies to the bot, DMs, and channels configured as enabled; never to
-itself; other bots only from an allowlist, and only for a few exchanges in a row (loop breaker).
-Replies show a typing indicator while generating, are split under 2,000 characters, and are sent
-with AllowedMentions that can never ping @everyone, @here or a role, whatever the model writes.
+itself; other bots only from an allowlist, and only for a few exchanges in a row (loop breaker);
+never to a message with no text (attachments only, system messages such as a member joining,
+zero-width characters only). Replies show a typing indicator while generating, are split under
+2,000 characters, and are sent with AllowedMentions that ping only the person replied to,
+whatever the model writes (never @everyone, @here, a role, or a user it names).
+
+Edits and deletes of stored messages are applied to the history (core/db/privacy.py). At
+shutdown the bot stops taking new messages, lets replies under way finish for
+`shutdown_grace_s`, then answers the rest with an in-character good night; a reply is stored as
+sent only once Discord took it.
 Every stored reply carries 👍/👎 buttons (bot/discord_front/rating.py); the slash commands live in
 bot/discord_front/commands.py and are synced to one guild (development) or globally at start-up.
 
@@ -15,8 +22,9 @@ syncs the commands, and a message that another process already stored is not ans
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import re
+import unicodedata
 from collections import defaultdict
 
 import discord
@@ -37,8 +45,16 @@ log = logging.getLogger(__name__)
 discord.VoiceClient.warn_nacl = False
 discord.VoiceClient.warn_dave = False
 
-# Users may be pinged (the person replied to); @everyone, @here and roles never.
-SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True)
+# The person replied to is the only ping; never @everyone, @here, roles, or a user the model names.
+SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=False, replied_user=True)
+# Messages people write; joins, pins, boosts, thread notices and the like are system messages.
+CONVERSATION_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+
+
+def visible(text: str) -> bool:
+    """Whether the text shows anything: not only whitespace and invisible format characters
+    (zero-width spaces and joiners, direction marks)."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
 
 
 
@@ -50,6 +66,8 @@ class InosukeBot(discord.Client):
         self.runtime, self.settings = runtime, settings
         self.rate_limiter = RateLimiter(settings.rate_limit_messages, settings.rate_limit_seconds)
         self._bot_exchanges: defaultdict[int, int] = defaultdict(int)
+        self._handling: set[asyncio.Task] = set()  # on_message handlers under way
+        self._stopping: asyncio.Task | None = None
         self.tree = app_commands.CommandTree(self)
         self.tree.on_error = self.on_command_error
         discord_commands.install(self.tree)
@@ -101,8 +119,10 @@ class InosukeBot(discord.Client):
         return isinstance(resolved, discord.Message) and resolved.author.id == self.user.id
 
     def should_reply(self, message: discord.Message) -> bool:
-        if self.user is None or message.author.id == self.user.id:
+        if self.user is None or message.author.id == self.user.id or self._stopping is not None:
             return False
+        if message.type not in CONVERSATION_TYPES or not visible(self.message_text(message)):
+            return False  # nothing to answer: an image alone, a member joining, zero-width characters
         channel = message.channel.id
         if message.author.bot:
             if message.author.id not in self.settings.bot_allowlist or self._bot_exchanges[channel] >= self.settings.bot_exchange_limit:
@@ -114,46 +134,89 @@ class InosukeBot(discord.Client):
         return True
 
     def message_text(self, message: discord.Message) -> str:
-        """The text as people read it: the bot's own mention dropped, other mentions as @names."""
-        text = re.sub(rf"<@!?{self.user.id}>", "", message.content)
+        """The text as people read it: the bot's own mention dropped, other mentions as @names.
+        (Plain replacements: a display name such as `Neo\\1` is text, not a pattern.)"""
+        text = message.content
+        for mention in (f"<@{self.user.id}>", f"<@!{self.user.id}>"):
+            text = text.replace(mention, "")
         for user in message.mentions:
-            text = re.sub(rf"<@!?{user.id}>", f"@{user.display_name}", text)
-        return text.strip() or message.clean_content
+            for mention in (f"<@{user.id}>", f"<@!{user.id}>"):
+                text = text.replace(mention, f"@{user.display_name}")
+        return text.strip()
 
     async def on_message(self, message: discord.Message) -> None:
         if not self.should_reply(message):
             return
-        if not self.rate_limiter.allow(message.author.id):
-            await self.send_reply(message, SLOW_DOWN)
+        verdict = self.rate_limiter.check(message.author.id)
+        if verdict != "allow":
+            if verdict == "warn":  # once per window; then silence, so a flood gets one answer
+                await self.send_reply(message, SLOW_DOWN)
             return
+        task = asyncio.current_task()
+        self._handling.add(task)
         try:
+            async def deliver(text: str, reply_id: int | None) -> int | None:
+                sent = await self.send_reply(message, text, rating_view(reply_id) if reply_id is not None else None)
+                return sent[0].id if sent else None
+
             async with message.channel.typing():
-                reply = await self.runtime.pipeline.respond(
+                await self.runtime.pipeline.respond(
                     message.channel.id, message.author.id, message.author.display_name, self.message_text(message),
                     discord_id=message.id, reply_to_discord_id=message.reference.message_id if message.reference else None,
-                    guild_id=message.guild.id if message.guild else None, channel_name=getattr(message.channel, "name", None))
+                    guild_id=message.guild.id if message.guild else None, channel_name=getattr(message.channel, "name", None),
+                    deliver=deliver)
         except AlreadyStored:  # a replayed event, or another process running the same shard
             log.info("message %s is already stored: answered once, elsewhere or earlier", message.id)
-            return
-        buttons = rating_view(reply.message_id) if reply.message_id is not None else None
-        sent = await self.send_reply(message, reply.text, buttons)
-        if sent and reply.message_id is not None:
-            await self.runtime.history.set_discord_id(reply.message_id, sent[0].id)
+        finally:
+            self._handling.discard(task)
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        if "content" not in payload.data or payload.message.author.id == getattr(self.user, "id", None):
+            return  # an embed resolving, not an edit of the text; or our own
+        withdrawn = await self.runtime.privacy.message_edited(payload.message_id, self.message_text(payload.message))
+        if withdrawn:
+            log.info("message %s edited: %d approval(s)/rating(s) of replies that saw it withdrawn", payload.message_id, withdrawn)
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        await self.runtime.privacy.messages_deleted([payload.message_id])
+
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        await self.runtime.privacy.messages_deleted(sorted(payload.message_ids))
 
     async def send_reply(self, message: discord.Message, text: str, buttons: discord.ui.View | None = None) -> list[discord.Message]:
         """Send `text` as a reply, split under Discord's limit, with `buttons` under the last
-        chunk (where the reader finishes); a failure is logged, never raised."""
+        chunk (where the reader finishes); a failure is logged, never raised. The reply still
+        goes out when the message it answers was deleted meanwhile."""
         sent = []
         chunks = split_message(text)
+        reference = message.to_reference(fail_if_not_exists=False)
         try:
             for index, chunk in enumerate(chunks):
                 last = index == len(chunks) - 1
-                sent.append(await message.channel.send(chunk, reference=message if index == 0 else None,
+                sent.append(await message.channel.send(chunk, reference=reference if index == 0 else None,
                                                        allowed_mentions=SAFE_MENTIONS,
                                                        view=buttons if last else None))
         except discord.HTTPException:
             log.exception("could not send a reply in channel %s", message.channel.id)
         return sent
+
+    # ---- shutdown ------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Stop taking new messages, let the replies under way finish (or answer them), then
+        disconnect. Safe to call more than once (python -m bot calls it on SIGTERM / Ctrl-C)."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self.finish_replies())
+        await asyncio.shield(self._stopping)
+        await super().close()
+
+    async def finish_replies(self) -> None:
+        pending = {t for t in self._handling if not t.done()}
+        if pending:
+            log.info("shutting down: %d reply(ies) under way get %.0f s to finish", len(pending), self.settings.shutdown_grace_s)
+            _, pending = await asyncio.wait(pending, timeout=self.settings.shutdown_grace_s)
+        if pending:
+            self.runtime.pipeline.stop_generating()  # the rest are told good night, not left hanging
+            await asyncio.wait(pending, timeout=30)
 
 
 class ShardedInosukeBot(InosukeBot, discord.AutoShardedClient):

@@ -36,6 +36,12 @@ class RateButton(discord.ui.DynamicItem[discord.ui.Button], template=RATE_ID):
 
     async def callback(self, interaction: discord.Interaction) -> None:
         emoji, score = VOTES[self.vote]
+        # Honoured only on the bot's own message, for a reply that lives in this very channel.
+        reply = await interaction.client.runtime.ratings.reply(self.reply_id)
+        ours = interaction.message is not None and interaction.message.author.id == interaction.client.user.id
+        if not ours or reply is None or reply.channel_id != interaction.channel_id:
+            await interaction.response.send_message(GONE, ephemeral=True)
+            return
         try:
             changed = await interaction.client.runtime.ratings.rate(self.reply_id, interaction.user.id, score, via="button")
         except NotRatable:

@@ -1,8 +1,16 @@
 """The reply pipeline shared by Discord and the console: store the user's message, build the
-context from the channel's history, generate through the engine, store the reply.
+context from the channel's history, generate through the engine, store and deliver the reply.
 
 Per channel, one message is handled at a time (replies come in order and each prompt sees the
-previous reply); across channels, requests meet in the engine and are batched.
+previous reply); across channels, requests meet in the engine and are batched. A channel with
+`max_channel_queue` messages already handled or waiting gets an in-character "wait your turn",
+like a full engine queue, and a request waits for the model `reply_timeout_s` at most.
+
+Nothing is lost and nothing is invented: the user's message is stored before anything else can
+fail (a storage error is logged and answered with an apology); a reply is stored unsent, posted
+through `deliver`, and only then marked sent, so a reply that was never posted never enters the
+context, the ratings or the training data. At shutdown `stop_generating()` answers every request
+still waiting for the model with an in-character good night instead of leaving it unanswered.
 """
 
 from __future__ import annotations
@@ -10,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from core.context import fit_prompt, turns_from_history
 from bot.service.worker import ModelReleased, ModelWorker, RenderedForAnotherModel, WorkerBusy
 from core.generate import reply_text
-from core.db.history import History
+from core.db.history import AlreadyStored, History
 from core.persona import PersonaCard
 from core.settings import ChatSettings
 
@@ -25,15 +34,21 @@ log = logging.getLogger(__name__)
 WAIT_YOUR_TURN = "OI! Everybody's yelling at me at once! Wait your turn, I'll get to you!"
 TOO_LONG = "That's way too many words! Lord Inosuke doesn't read scrolls! Say it shorter!"
 APOLOGY = "Grr... my head's all foggy. Something went wrong. Say that again!"
+TOO_SLOW = "Grr... I thought so hard my head's steaming and I lost it! Say that again!"
+GOING_TO_SLEEP = "Lord Inosuke is going to sleep now! Ask me again when I'm back, and I'll crush it!"
 TRAINING_IN_THE_MOUNTAINS = "I'm training in the mountains right now! Lord Inosuke will be back stronger. Wait for me!"
 
+# deliver(text, reply_id) posts a reply (reply_id: its stored id, for rating buttons; None for
+# the fallbacks above, which are not stored) and returns the Discord id of what was posted, or
+# None when nothing could be posted.
+Deliver = Callable[[str, "int | None"], Awaitable["int | None"]]
 
 
 @dataclass(frozen=True)
 class Reply:
     text: str
     from_model: bool  # False for the in-character fallbacks above
-    message_id: int | None = None  # the stored reply's database id (None for fallbacks, which are not stored)
+    message_id: int | None = None  # the stored reply's database id (None for fallbacks, which are not stored, and unsent replies)
 
 
 class ChatPipeline:
@@ -46,33 +61,138 @@ class ChatPipeline:
         self.history, self.worker, self.card = history, worker, card
         self.bot_user_id, self.settings = bot_user_id, settings
         self._channel_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._channel_load: defaultdict[int, int] = defaultdict(int)  # messages handled or waiting, per channel
+        self._generating: set[asyncio.Task] = set()
+        self._posting: dict[int, asyncio.Event] = {}  # channel -> set once the reply being posted there is recorded
+        self.stopping = False
+
+    def stop_generating(self) -> None:
+        """Shutdown: requests waiting for the model, and those still queued behind them, are
+        answered with GOING_TO_SLEEP instead of a reply."""
+        self.stopping = True
+        for task in list(self._generating):
+            task.cancel()
 
     async def respond(self, channel_id: int, author_id: int, author_name: str, text: str, *,
                       discord_id: int | None = None, reply_to_discord_id: int | None = None, guild_id: int | None = None,
-                      channel_name: str | None = None) -> Reply:
-        async with self._channel_locks[channel_id]:
-            # The user's message is stored before anything can fail: it is never lost.
-            await self.history.add(channel_id, author_id, author_name, text, discord_id=discord_id,
-                                   reply_to_discord_id=reply_to_discord_id, guild_id=guild_id, channel_name=channel_name)
-            if len(text) > self.settings.max_input_chars:
-                return Reply(TOO_LONG, from_model=False)
-            messages = await self.history.recent(channel_id, self.settings.history_messages)
-            turns = turns_from_history(messages)
+                      channel_name: str | None = None, deliver: Deliver | None = None) -> Reply:
+        """Answer one message. With `deliver` (Discord) the reply is posted through it before
+        it counts as sent; without (the console) the caller shows `Reply.text` itself."""
+        stored = dict(discord_id=discord_id, reply_to_discord_id=reply_to_discord_id, guild_id=guild_id, channel_name=channel_name)
+        if self._channel_load[channel_id] >= self.settings.max_channel_queue:
+            await self.store_message(channel_id, author_id, author_name, text, **stored)  # kept even so
+            return await self.fallback(WAIT_YOUR_TURN, deliver)
+        self._channel_load[channel_id] += 1
+        try:
+            async with self._channel_locks[channel_id]:
+                return await self.answer(channel_id, author_id, author_name, text, stored, deliver)
+        finally:
+            self._channel_load[channel_id] -= 1
+
+    async def answer(self, channel_id, author_id, author_name, text, stored: dict, deliver: Deliver | None) -> Reply:
+        # The user's message is stored before anything can fail: it is never lost.
+        message_id = await self.store_message(channel_id, author_id, author_name, text, **stored)
+        if message_id is None:
+            return await self.fallback(APOLOGY, deliver)
+        if self.stopping:
+            return await self.fallback(GOING_TO_SLEEP, deliver)
+        if self.too_long(text):
+            return await self.fallback(TOO_LONG, deliver)
+        messages = await self.history.context(channel_id, message_id, self.settings.history_messages)
+        if not messages:  # deleted while it waited: nothing left to answer
+            return Reply("", from_model=False)
+        turns = turns_from_history(messages)
+        task = asyncio.ensure_future(self.generate_for(turns))
+        self._generating.add(task)
+        try:
+            await asyncio.wait({task}, timeout=self.settings.reply_timeout_s)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            self._generating.discard(task)
+        if not task.done():
+            task.cancel()
+            log.warning("reply in channel %s waited more than %.0f s for the model", channel_id, self.settings.reply_timeout_s)
+            return await self.fallback(TOO_SLOW, deliver)
+        if task.cancelled():
+            return await self.fallback(GOING_TO_SLEEP, deliver)
+        try:
+            generation = task.result()
+        except WorkerBusy:
+            return await self.fallback(WAIT_YOUR_TURN, deliver)
+        except ModelReleased:
+            return await self.fallback(TRAINING_IN_THE_MOUNTAINS, deliver)
+        except Exception:
+            log.exception("reply failed in channel %s", channel_id)
+            return await self.fallback(APOLOGY, deliver)
+        if not generation.ended:
+            log.info("reply in channel %s hit the %d-token limit", channel_id, self.worker.max_new_tokens)
+        reply = reply_text(generation.text, self.card) or "..."
+        try:  # the adapter that wrote it, even mid-swap; unsent until posted
+            reply_id = await self.history.add(channel_id, self.bot_user_id, self.card.aliases[-1], reply, by_bot=True,
+                                              adapter_version=generation.adapter_version, answers_id=message_id,
+                                              sent=deliver is None)
+        except Exception:
+            log.exception("could not store a reply in channel %s; it is sent without rating buttons", channel_id)
+            await self.fallback(reply, deliver)
+            return Reply(reply, from_model=True)
+        if deliver is None:
+            return Reply(reply, from_model=True, message_id=reply_id)
+        return Reply(reply, from_model=True, message_id=await self.deliver_stored(channel_id, reply, reply_id, deliver))
+
+    async def deliver_stored(self, channel_id: int, reply: str, reply_id: int, deliver: Deliver) -> int | None:
+        """Post a stored reply; it counts (sent) once posted and is discarded if it never was."""
+        posted, recorded = None, self._posting.setdefault(channel_id, asyncio.Event())
+        recorded.clear()
+        try:
+            posted = await deliver(reply, reply_id)
+        finally:  # a cancelled or failed delivery leaves no reply behind that nobody saw
             try:
-                generation = await self.generate_for(turns)
-            except WorkerBusy:
-                return Reply(WAIT_YOUR_TURN, from_model=False)
-            except ModelReleased:
-                return Reply(TRAINING_IN_THE_MOUNTAINS, from_model=False)
+                if posted is None:
+                    await self.history.discard(reply_id)
+                else:
+                    await self.history.mark_sent(reply_id, posted)
             except Exception:
-                log.exception("reply failed in channel %s", channel_id)
-                return Reply(APOLOGY, from_model=False)
-            if not generation.ended:
-                log.info("reply in channel %s hit the %d-token limit", channel_id, self.worker.max_new_tokens)
-            reply = reply_text(generation.text, self.card) or "..."
-            stored = await self.history.add(channel_id, self.bot_user_id, self.card.aliases[-1], reply, by_bot=True,
-                                            adapter_version=generation.adapter_version)  # the adapter that wrote it, even mid-swap
-            return Reply(reply, from_model=True, message_id=stored)
+                log.exception("could not record the delivery of reply %s (it stays out of context and training)", reply_id)
+            finally:
+                recorded.set()
+        return reply_id if posted is not None else None
+
+    async def posted(self, channel_id: int, timeout: float = 2.0) -> None:
+        """Wait (briefly) until a reply being posted in the channel is recorded: /rate the moment
+        a reply appears rates that reply, not the one before."""
+        event = self._posting.get(channel_id)
+        if event is not None and not event.is_set():
+            try:
+                await asyncio.wait_for(event.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def store_message(self, channel_id: int, author_id: int, author_name: str, text: str, **stored) -> int | None:
+        try:
+            return await self.history.add(channel_id, author_id, author_name, text, **stored)
+        except AlreadyStored:
+            raise  # answered once already (a replayed event, another process): no second answer
+        except Exception:
+            log.exception("could not store a message in channel %s", channel_id)
+            return None
+
+    async def fallback(self, text: str, deliver: Deliver | None) -> Reply:
+        if deliver is not None:
+            try:
+                await deliver(text, None)
+            except Exception:
+                log.exception("could not post an answer")
+        return Reply(text, from_model=False)
+
+    def too_long(self, text: str) -> bool:
+        """Longer than the input limit: in characters (cheap, first) or in the served model's
+        tokens (what costs model time: 1,500 CJK characters or emoji are thousands of tokens)."""
+        if len(text) > self.settings.max_input_chars:
+            return True
+        served = self.worker.served
+        return served is not None and len(served.tokenizer(text, add_special_tokens=False)["input_ids"]) > self.settings.max_input_tokens
 
     async def generate_for(self, turns):
         """Render the context for the model in service and generate; render again if the model

@@ -12,6 +12,7 @@ from pathlib import Path
 from bot.service.pipeline import ChatPipeline
 from bot.service.worker import ModelWorker
 from core.db.history import History
+from core.db.privacy import Privacy
 from core.db.ratings import Ratings
 from core.paths import project_path
 from core.settings import BotSettings
@@ -30,6 +31,10 @@ class Runtime:
     @property
     def ratings(self) -> Ratings:
         return Ratings(self.history.sessions)
+
+    @property
+    def privacy(self) -> Privacy:
+        return Privacy(self.history.sessions, self.pipeline.settings.history_messages)
 
     @property
     def adapter_version(self) -> str | None:

@@ -11,19 +11,31 @@ the project root with the same INOSUKE_DATABASE_URL.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import sessionmaker
 
 from core.errors import UserError
 from core.paths import PROJECT_ROOT, state_dir
+
+log = logging.getLogger(__name__)
+
+# How long SQLite waits for another writer before it says "database is locked", and how long a
+# write is retried after that (another process, such as the trainer or a second bot, may hold
+# the write lock; SQLite also refuses at once when a reading transaction must become a writing one).
+BUSY_TIMEOUT_MS = 5000
+LOCKED_RETRY_S = 30.0
 
 # Each supported database by its SQLAlchemy backend name: (async driver, synchronous driver).
 DRIVERS = {"sqlite": ("aiosqlite", "pysqlite"), "postgresql": ("asyncpg", "psycopg")}
@@ -111,8 +123,17 @@ def make_sync_engine(url: str | None = None) -> Engine:
 
 
 def make_sqlite_folder(url: URL) -> None:
+    """A SQLite file's folder is created; a file that cannot be opened (a folder in its place,
+    no permission) is one clear line here rather than an error from a driver thread."""
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        import sqlite3
+
+        path = Path(url.database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            sqlite3.connect(path).close()
+        except sqlite3.Error as exc:
+            raise UserError(f"INOSUKE_DATABASE_URL: cannot open the SQLite database {path} ({exc})") from None
 
 
 def set_sqlite_pragmas(engine: Engine, foreign_keys: bool = True) -> None:
@@ -126,8 +147,35 @@ def set_sqlite_pragmas(engine: Engine, foreign_keys: bool = True) -> None:
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
-        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
+
+
+def is_locked(error: BaseException) -> bool:
+    """SQLite's "database is locked" / "database is busy": another connection holds the write lock."""
+    return isinstance(error, OperationalError) and any(
+        words in str(error.orig if error.orig is not None else error).lower() for words in ("database is locked", "database is busy"))
+
+
+def retry_when_locked(write):
+    """Retry an async write (one whole transaction) while the database is locked by another
+    writer (another process: the trainer, a second bot), for up to LOCKED_RETRY_S seconds, so
+    that no message or rating is lost to it."""
+
+    @functools.wraps(write)
+    async def retrying(*args, **kwargs):
+        deadline, delay = time.monotonic() + LOCKED_RETRY_S, 0.02
+        while True:
+            try:
+                return await write(*args, **kwargs)
+            except OperationalError as error:
+                if not is_locked(error) or time.monotonic() > deadline:
+                    raise
+                log.warning("database is locked by another writer; retrying %s", write.__qualname__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    return retrying
 
 
 @asynccontextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -20,7 +20,7 @@ class Channel(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     guild_id: Mapped[int | None] = mapped_column(BigInteger)
     name: Mapped[str] = mapped_column(String(100), default="")
-    context_reset_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # /reset: forget before this
+    context_reset_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the latest /reset: forget before this
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -38,8 +38,13 @@ class Message(Base):
     reply_to_discord_id: Mapped[int | None] = mapped_column(BigInteger)
     adapter_version: Mapped[str | None] = mapped_column(String(40))  # which adapter wrote a reply
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The message a reply answered (None for users' messages, and for a reply whose message is gone).
+    answers_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL", name="fk_messages_answers_id"))
+    # A reply is stored before it is posted (its buttons carry its id) and counts once Discord took it.
+    sent: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
-    __table_args__ = (Index("ix_messages_channel_created", "channel_id", "created_at"),)
+    __table_args__ = (Index("ix_messages_channel_created", "channel_id", "created_at"),
+                      Index("ix_messages_answers_id", "answers_id"))
 
 
 class Rating(Base):
@@ -65,8 +70,19 @@ class Approval(Base):
     __tablename__ = "approvals"
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
     approved: Mapped[bool] = mapped_column(Boolean)
-    moderator_id: Mapped[int] = mapped_column(BigInteger)
+    moderator_id: Mapped[int | None] = mapped_column(BigInteger)  # None once that moderator used /forget-me
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ContextReset(Base):
+    """One /reset of a channel: the context of every later reply starts after it."""
+
+    __tablename__ = "context_resets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("channels.id", ondelete="CASCADE"))
+    reset_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_context_resets_channel_at", "channel_id", "reset_at"),)
 
 
 class OptOut(Base):

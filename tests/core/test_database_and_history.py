@@ -23,7 +23,7 @@ def tables(path):
         return {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
 
 
-HEAD_TABLES = {"alembic_version", "channels", "messages", "ratings", "approvals", "opt_outs", "training_runs"}
+HEAD_TABLES = {"alembic_version", "channels", "messages", "ratings", "approvals", "opt_outs", "training_runs", "context_resets"}
 
 
 @pytest.mark.each_database
@@ -160,13 +160,12 @@ def test_migrations_that_rebuild_a_table_keep_every_row(tmp_path):
     cascade into messages and ratings. Upgrading and downgrading across 0004 keeps them all."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     upgrade(url, "0003")
-
-    async def write(history):
-        await history.add(10, 1, "Tanjiro", "Inosuke, dinner!")
-        await history.add(10, 0, "Inosuke", "TEMPURA!", by_bot=True)
-
-    run_with_history(url, write)
-    with sqlite3.connect(tmp_path / "bot.db") as db:
+    with sqlite3.connect(tmp_path / "bot.db") as db:  # the schema of 0003, written as that version's bot did
+        db.execute("insert into channels (id, guild_id, name, enabled, created_at) values (10, 5, 'general', 0, '2026-01-01')")
+        db.execute("insert into messages (channel_id, author_id, author_name, by_bot, content, created_at) "
+                   "values (10, 1, 'Tanjiro', 0, 'Inosuke, dinner!', '2026-01-01 10:00')")
+        db.execute("insert into messages (channel_id, discord_id, author_id, author_name, by_bot, content, created_at) "
+                   "values (10, 77, 0, 'Inosuke', 1, 'TEMPURA!', '2026-01-01 10:01')")
         db.execute("insert into ratings (message_id, user_id, score, via, created_at, updated_at) values (2, 7, 5, 'button', '2026-01-01', '2026-01-01')")
     for step in (lambda: upgrade(url), lambda: downgrade(url, "0003"), lambda: upgrade(url)):
         step()

@@ -7,7 +7,8 @@ import pytest
 
 from core.db.database import connect, downgrade, upgrade
 from core.db.history import History
-from core.db.ratings import THUMB_DOWN, THUMB_UP, NotRatable, Ratings
+from core.db.privacy import Forgotten, Privacy
+from core.db.ratings import THUMB_DOWN, THUMB_UP, NotRatable, Ratings, ReplyRef
 
 pytestmark = pytest.mark.each_database
 
@@ -22,8 +23,8 @@ def run(url, body):
 
 async def conversation(history):
     asked = await history.add(10, 7, "Kanao", "Who are you?", discord_id=501)
-    reply = await history.add(10, 0, "Inosuke", "LORD INOSUKE!", by_bot=True, adapter_version="v0001")
-    await history.set_discord_id(reply, 502)
+    reply = await history.add(10, 0, "Inosuke", "LORD INOSUKE!", by_bot=True, adapter_version="v0001", answers_id=asked)
+    await history.mark_sent(reply, 502)
     return asked, reply
 
 
@@ -32,7 +33,8 @@ def test_one_rating_per_user_per_reply_and_it_can_change(db_url):
 
     async def body(history, ratings):
         asked, reply = await conversation(history)
-        assert await ratings.reply_for_discord_message(502) == reply and await ratings.latest_reply(10) == reply
+        assert await ratings.find_reply(502, guild_id=None, channel_id=10) == ReplyRef(reply, 10, None)
+        assert await ratings.latest_reply(10) == reply
         assert await ratings.rate(reply, 7, THUMB_UP, via="button") is False
         assert await ratings.rate(reply, 8, THUMB_UP, via="button") is False
         assert await ratings.rate(reply, 7, 2, comment="not loud enough") is True  # changed, not added
@@ -59,22 +61,29 @@ def test_approval_decisions_replace_each_other(db_url, db_rows):
     assert db_rows("select approved, moderator_id from approvals") == [(False, 98)]
 
 
-def test_forget_me_removes_messages_and_ratings_and_records_the_opt_out(db_url, db_rows):
+def test_forget_me_removes_messages_replies_to_them_and_ratings_and_records_the_opt_out(db_url, db_rows):
     url = db_url
 
     async def body(history, ratings):
         _, reply = await conversation(history)
-        await history.add(10, 8, "Aoi", "Hello!")
+        hello = await history.add(10, 8, "Aoi", "Hello!")
+        to_aoi = await history.add(10, 0, "Inosuke", "WHO ARE YOU?", by_bot=True, answers_id=hello)
         await ratings.rate(reply, 7, THUMB_DOWN, via="button")
         await ratings.rate(reply, 8, THUMB_UP, via="button")
-        removed = await ratings.forget_user(7)
-        again = await ratings.forget_user(7)  # asked twice (two clicks, two processes): still one opt-out
-        return removed, again, await ratings.opted_out(7), await ratings.opted_out(8), await ratings.summary(reply)
+        await ratings.rate(to_aoi, 7, THUMB_UP, via="button")
+        await ratings.rate(to_aoi, 8, THUMB_UP, via="button")
+        await ratings.decide(to_aoi, 7, approved=True)  # Kanao moderates too
+        removed = await Privacy(history.sessions).forget_user(7)
+        again = await Privacy(history.sessions).forget_user(7)  # asked twice (two clicks, two processes): one opt-out
+        return removed, again, await ratings.opted_out(7), await ratings.opted_out(8), await ratings.summary(to_aoi), to_aoi
 
-    removed, again, seven, eight, summary = run(url, body)
-    assert removed == (1, 1) and again == (0, 0) and seven and not eight
+    removed, again, seven, eight, summary, to_aoi = run(url, body)
+    assert removed == Forgotten(messages=1, replies=1, ratings=2, approvals=1, touched_replies={2, to_aoi})
+    assert again.messages == again.replies == again.ratings == again.approvals == 0
+    assert seven and not eight
     assert (summary.ratings, summary.thumbs_up) == (1, 1)  # Aoi's rating stays
-    assert db_rows("select author_name from messages order by id") == [("Inosuke",), ("Aoi",)]
+    assert db_rows("select author_name, content from messages order by id") == [("Aoi", "Hello!"), ("Inosuke", "WHO ARE YOU?")]
+    assert db_rows("select message_id, approved, moderator_id from approvals") == [(to_aoi, True, None)]
     assert db_rows("select user_id from opt_outs") == [(7,)]
 
 

@@ -15,10 +15,16 @@ from bot.service.runtime import Runtime
 from bot.service.worker import ModelWorker
 from core.db.database import make_engine, sessions
 from core.db.history import History
-from core.settings import DiscordSettings
+from core.settings import ChatSettings, DiscordSettings
 from tests.discord_front.emulator import CHANNELS, ENABLED, MEMBERS, OTHER_BOT, Emulator
 
 DEFAULT_SETTINGS = DiscordSettings(enabled_channels=[ENABLED], bot_allowlist=[OTHER_BOT])
+
+
+@pytest.fixture(autouse=True)
+def own_state_folder(tmp_path, monkeypatch):
+    """The bot's state folder (staged training files that /forget-me cleans) is the test's own."""
+    monkeypatch.setenv("INOSUKE_STATE_DIR", str(tmp_path / "state"))
 
 
 @pytest.fixture
@@ -26,11 +32,11 @@ def make_runtime(db_url, persona):
     """make_runtime(served) -> a Runtime on the test's database; `runtime.prompts` records every
     prompt sent to the worker, in order."""
 
-    def make(served, max_new_tokens: int = 32) -> Runtime:
+    def make(served, max_new_tokens: int = 32, chat: ChatSettings = ChatSettings(), max_batch: int = 8) -> Runtime:
         db = make_engine(db_url)
         history = History(sessions(db))
-        worker = ModelWorker(served, max_new_tokens=max_new_tokens).start()
-        runtime = Runtime(ChatPipeline(history, worker, persona), worker, history, db)
+        worker = ModelWorker(served, max_new_tokens=max_new_tokens, max_batch=max_batch).start()
+        runtime = Runtime(ChatPipeline(history, worker, persona, settings=chat), worker, history, db)
         runtime.prompts = []
         generate = worker.generate
 
@@ -46,17 +52,20 @@ def make_runtime(db_url, persona):
 
 @pytest.fixture
 def run_bot(monkeypatch):
-    """run_bot(runtime, body, settings, **world) runs `body(emulator, client)` with the bot
-    connected (sharded when settings.shard_count is set), then closes everything; returns the
+    """run_bot(runtime, body, settings, prepare, **world) runs `body(emulator, client)` with the
+    bot connected (sharded when settings.shard_count is set), then closes everything; returns the
     emulator for inspection. `world` replaces the emulator's defaults (channels, users, guilds,
-    channel_guilds, recommended_shards)."""
+    channel_guilds, recommended_shards); `prepare(emulator)` sets up the world (permission
+    overwrites, ...) before the bot connects."""
 
-    def run(runtime: Runtime, body, settings: DiscordSettings = DEFAULT_SETTINGS, **world) -> Emulator:
+    def run(runtime: Runtime, body, settings: DiscordSettings = DEFAULT_SETTINGS, prepare=None, **world) -> Emulator:
         emulator = None
 
         async def main():
             nonlocal emulator
             emulator = await Emulator(**({"channels": dict(CHANNELS), "users": dict(MEMBERS)} | world)).start()
+            if prepare is not None:
+                prepare(emulator)
             emulator.patch_discord(monkeypatch)
             client = make_client(runtime, settings)
             task = asyncio.create_task(client.start("emulated-token"))

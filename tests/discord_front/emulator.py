@@ -10,9 +10,13 @@ Several guilds: `guilds` (id -> name) and `channel_guilds` (channel -> guild; GU
 listed).
 
 Point discord.py at it with `emulator.patch_discord()` (Route.BASE and
-DiscordWebSocket.DEFAULT_GATEWAY). Tests make users talk with `user_says(...)` and read what the
-bot posted with `wait_for_bot_message(...)`; `drop_gateway()` and `rate_limit_next(n)` inject
-the failures a real bot meets. Interactions: `slash(...)`, `click(...)` and `context_menu(...)`
+DiscordWebSocket.DEFAULT_GATEWAY). Tests make users talk with `user_says(...)` (also system
+messages and attachment-only posts), edit and delete messages (`edit`, `delete`), and read what
+the bot posted with `wait_for_bot_message(...)`; `drop_gateway()` and `rate_limit_next(n)` inject
+the failures a real bot meets. A second guild (OTHER_GUILD, channel ELSEWHERE) and per-channel
+permission overwrites (`overwrites`) let tests check where rights are checked; a reply that
+references a deleted or unknown message is refused as Discord refuses it, unless the bot asks
+for `fail_if_not_exists: false`. Interactions: `slash(...)`, `click(...)` and `context_menu(...)`
 send INTERACTION_CREATE as Discord would and return the bot's response (the callback route),
 with the message it created or updated; command sync (PUT .../commands) is recorded.
 """
@@ -31,6 +35,7 @@ BOT_ID = 900_000_000_000_000_001
 APP_ID = 900_000_000_000_000_002
 GUILD_ID = 900_000_000_000_000_010  # on shard 1 of 2: (GUILD_ID >> 22) % 2 == 1
 SECOND_GUILD = GUILD_ID + (1 << 22)  # on shard 0 of 2
+OTHER_GUILD = 900_000_000_000_000_011  # another server the bot is in by default (channel ELSEWHERE)
 EVERYONE_ROLE = GUILD_ID
 MOD_ROLE = 900_000_000_000_000_020  # a role a server may configure as moderators (in GUILD_ID)
 # Channel permissions in interaction payloads: view, send, read history; moderators add Manage Messages.
@@ -39,8 +44,10 @@ MANAGE_MESSAGES = 1 << 13
 EPHEMERAL = 1 << 6
 # The emulated guild that the end-to-end tests talk in: its channels and members.
 GENERAL, TRAINING, ENABLED = 101, 102, 103
+ELSEWHERE = 111  # a channel of OTHER_GUILD
 TANJIRO, ZENITSU, OTHER_BOT = 201, 202, 299
 CHANNELS = {GENERAL: "general", TRAINING: "training", ENABLED: "inosuke-chat"}
+VIEW_CHANNEL = 1 << 10
 MEMBERS = {TANJIRO: "Tanjiro", ZENITSU: "Zenitsu"}
 _ids = itertools.count(1_000_000_000_000_000_000)
 
@@ -112,8 +119,8 @@ class GatewaySession:
 class Emulator:
     channels: dict[int, str] = field(default_factory=dict)
     users: dict[int, str] = field(default_factory=dict)
-    guilds: dict[int, str] = field(default_factory=lambda: {GUILD_ID: "Butterfly Mansion"})
-    channel_guilds: dict[int, int] = field(default_factory=dict)  # channel -> guild (GUILD_ID when absent)
+    guilds: dict[int, str] = field(default_factory=lambda: {GUILD_ID: "Butterfly Mansion", OTHER_GUILD: "Elsewhere"})
+    channel_guilds: dict[int, int] = field(default_factory=lambda: {ELSEWHERE: OTHER_GUILD})  # channel -> guild (GUILD_ID when absent)
     recommended_shards: int = 1  # what GET /gateway/bot answers
     posted: list[PostedMessage] = field(default_factory=list)
     typing: list[int] = field(default_factory=list)
@@ -121,8 +128,13 @@ class Emulator:
     resumes: int = 0
     sessions: list[GatewaySession] = field(default_factory=list)  # every IDENTIFY, in order
     synced: dict[str, list[dict]] = field(default_factory=dict)  # "global" or a guild id -> commands
+    overwrites: dict[int, list[dict]] = field(default_factory=dict)  # channel -> Discord permission overwrites
+    messages: dict[str, dict] = field(default_factory=dict)  # every message that exists, by id
+    deleted: set[str] = field(default_factory=set)
 
     def __post_init__(self):
+        if self.channel_guilds.get(ELSEWHERE) in self.guilds:
+            self.channels.setdefault(ELSEWHERE, "elsewhere")
         self.app = web.Application()
         self.app.add_routes([
             web.get("/gateway", self.gateway),
@@ -203,8 +215,14 @@ class Emulator:
                                                    "Via": "1.1 google"})
         channel_id = int(request.match_info["channel_id"])
         payload = await request.json()
+        reference = payload.get("message_reference")
+        if reference and str(reference.get("message_id")) not in self.messages:
+            if reference.get("fail_if_not_exists", True):  # Discord's answer to a reply to a deleted message
+                return json_reply({"code": 50035, "message": "Invalid Form Body", "errors": {"message_reference": {
+                    "_errors": [{"code": "REPLIES_UNKNOWN_MESSAGE", "message": "Unknown message"}]}}}, status=400)
+            reference = None
         message = self.message_json(channel_id, BOT_ID, "Inosuke", payload.get("content", ""), bot=True,
-                                    reference=payload.get("message_reference"))
+                                    reference=reference)
         message["components"] = payload.get("components", [])
         self.posted.append(PostedMessage(channel_id, int(message["id"]), message["content"], payload, message))
         self._posted_event.set()
@@ -332,7 +350,8 @@ class Emulator:
                        "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
                       {"id": str(mod_role), "name": "Hashira", "permissions": "0", "position": 1,
                        "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}],
-            "channels": [{"id": str(cid), "type": 0, "name": name, "position": i, "permission_overwrites": [], "guild_id": str(guild_id)}
+            "channels": [{"id": str(cid), "type": 0, "name": name, "position": i, "guild_id": str(guild_id),
+                          "permission_overwrites": self.overwrites.get(cid, [])}
                          for i, (cid, name) in enumerate(channels)],
             "members": [{"user": user_json(uid, name), "roles": [], "joined_at": now_iso(), "deaf": False, "mute": False, "flags": 0}
                         for uid, name in self.users.items()]
@@ -357,16 +376,38 @@ class Emulator:
             original = next((p for p in self.posted if str(p.id) == str(reference.get("message_id"))), None)
             if original is not None:
                 message["referenced_message"] = self.message_json(channel_id, BOT_ID, "Inosuke", original.content, bot=True) | {"id": str(original.id)}
+        self.messages[message["id"]] = message
         return message
 
     async def user_says(self, channel_id: int, user_id: int, content: str, *, mention_bot: bool = False,
-                        reply_to: int | None = None, bot: bool = False) -> dict:
+                        reply_to: int | None = None, bot: bool = False, mentions: list[int] = (), kind: int = 0,
+                        attachments: int = 0) -> dict:
+        """A user posts a message; `kind` is Discord's message type (7: a member joined), and
+        `attachments` adds that many image attachments."""
         text = f"<@{BOT_ID}> {content}" if mention_bot else content
         message = self.message_json(channel_id, user_id, self.users.get(user_id, f"user{user_id}"), text, bot=bot,
-                                    mentions=[BOT_ID] if mention_bot else [],
+                                    mentions=([BOT_ID] if mention_bot else []) + list(mentions),
                                     reference={"message_id": str(reply_to)} if reply_to else None)
+        message["type"] = kind
+        message["attachments"] = [{"id": str(snowflake()), "filename": f"image{i}.png", "size": 1024, "content_type": "image/png",
+                                   "url": f"{self.base}/attachments/{i}.png", "proxy_url": f"{self.base}/attachments/{i}.png"}
+                                  for i in range(attachments)]
         await self.dispatch("MESSAGE_CREATE", message)
         return message
+
+    async def edit(self, message: dict, content: str) -> dict:
+        """The author edits a message (MESSAGE_UPDATE carries the whole message, as Discord sends it)."""
+        edited = {**message, "content": content, "edited_timestamp": now_iso()}
+        self.messages[message["id"]] = edited
+        await self.dispatch("MESSAGE_UPDATE", edited)
+        return edited
+
+    async def delete(self, message: dict) -> None:
+        """A message is deleted (by its author or a moderator)."""
+        self.messages.pop(str(message["id"]), None)
+        self.deleted.add(str(message["id"]))
+        await self.dispatch("MESSAGE_DELETE", {"id": str(message["id"]), "channel_id": message["channel_id"],
+                                               "guild_id": message.get("guild_id")})
 
     # ---- interactions ----------------------------------------------------------------------
     def member_json(self, user_id: int, *, moderator: bool = False, roles: list[int] = ()) -> dict:
@@ -383,7 +424,7 @@ class Emulator:
             "id": interaction_id, "application_id": str(APP_ID), "type": kind, "data": data, "token": f"token-{interaction_id}",
             "version": 1, "guild_id": guild, "channel_id": str(channel_id),
             "channel": {"id": str(channel_id), "type": 0, "guild_id": guild, "name": self.channels.get(channel_id, "channel"),
-                        "position": 0, "permission_overwrites": []},
+                        "position": 0, "permission_overwrites": self.overwrites.get(channel_id, [])},
             "member": self.member_json(user_id, moderator=moderator, roles=roles), "locale": "en-US", "guild_locale": "en-US",
             "app_permissions": str((1 << 53) - 1), "entitlements": [], "attachment_size_limit": 8 << 20,
             "authorizing_integration_owners": {"0": guild}, "context": 0,

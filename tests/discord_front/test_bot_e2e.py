@@ -17,7 +17,7 @@ def test_a_mention_gets_a_stored_reply_with_typing_and_safe_mentions(make_runtim
         said = await emulator.user_says(GENERAL, TANJIRO, "Who are you?", mention_bot=True)
         posted = await emulator.wait_for_bot_message(GENERAL)
         assert posted.content and GENERAL in emulator.typing
-        assert posted.payload["allowed_mentions"] == {"parse": ["users"], "replied_user": True}
+        assert posted.payload["allowed_mentions"] == {"parse": [], "replied_user": True}
         assert str(posted.payload["message_reference"]["message_id"]) == said["id"]
         await emulator.user_says(GENERAL, TANJIRO, "nobody asked you")  # not addressed: ignored, not stored
         await asyncio.sleep(0.5)
@@ -63,7 +63,7 @@ def test_everyone_in_a_reply_pings_no_one_and_long_replies_are_split(make_runtim
         assert [len(p.content) <= 2000 for p in posts] == [True, True] and "".join(p.content for p in posts).count("@everyone") == 52
         for post in posts:
             assert "everyone" not in post.payload["allowed_mentions"]["parse"]
-            assert post.payload["allowed_mentions"]["parse"] == ["users"]
+            assert post.payload["allowed_mentions"]["parse"] == []  # not even users the model names
 
     run_bot(runtime, body)
 

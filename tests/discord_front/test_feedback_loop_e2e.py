@@ -30,7 +30,7 @@ from core.db.ratings import Ratings
 from core.served_model import load_served
 from core.serving_pointer import in_service, promote, read_pointer, rollback
 from core.training_lock import TrainingRunning, training_in_progress, training_lock
-from tests.discord_front.emulator import GENERAL, TANJIRO, TRAINING, ZENITSU
+from tests.discord_front.emulator import GENERAL, GUILD_ID, TANJIRO, TRAINING, ZENITSU
 from trainer.chat_logs import LogRules, collect
 from trainer.evaluation.evaluate import EvalSettings
 from trainer.evaluation.gate import GateSettings
@@ -121,8 +121,8 @@ def loop_state(tmp_path, monkeypatch, model_cache, persona, db_url):
         for channel, (user, line, reply) in enumerate([
                 (TANJIRO, "Want to race to the river?", "A RACE?! I'll win before you even start, Monjiro!"),
                 (ZENITSU, "Do you ever get tired?", "Tired?! Lord Inosuke doesn't know that word!")], start=1):
-            await history.add(channel, user, "Tanjiro" if user == TANJIRO else "Zenitsu", line)
-            reply_id = await history.add(channel, 0, "Inosuke", reply, by_bot=True)
+            asked = await history.add(channel, user, "Tanjiro" if user == TANJIRO else "Zenitsu", line, guild_id=GUILD_ID)
+            reply_id = await history.add(channel, 0, "Inosuke", reply, by_bot=True, answers_id=asked)
             await ratings.decide(reply_id, TANJIRO, approved=True)
 
     asyncio.run(seed())
@@ -141,7 +141,7 @@ def test_retrain_dry_run_then_promotes_a_better_candidate_and_rejects_a_worse_on
 
     state, url = loop_state
     fast = ["max_steps=24", "eval_every=24", "eval_max_samples=4", "batch_size=1"]
-    settings = RetrainSettings(profile_overrides=fast, eval_limit=3)
+    settings = RetrainSettings(profile_overrides=fast, eval_limit=3, training_guilds=[GUILD_ID])
     evaluation = EvalSettings(max_new_tokens=24, gate=PERMISSIVE_GATE)
 
     dry = retrain(settings, evaluation, dry_run=True)
@@ -157,7 +157,8 @@ def test_retrain_dry_run_then_promotes_a_better_candidate_and_rejects_a_worse_on
 
     # A candidate that cannot beat the one in service leaves it serving.
     hopeless = EvalSettings(max_new_tokens=24, gate=GateSettings(min_style_gain=5.0))
-    second = retrain(RetrainSettings(profile_overrides=["max_steps=2", "eval_every=2", "eval_max_samples=2"], eval_limit=2), hopeless)
+    second = retrain(RetrainSettings(profile_overrides=["max_steps=2", "eval_every=2", "eval_max_samples=2"], eval_limit=2,
+                                     training_guilds=[GUILD_ID]), hopeless)
     assert second.status == "rejected" and "style score" in second.reason
     assert in_service(state / "adapters") == first.candidate and second.candidate.name != first.candidate.name
 
@@ -167,8 +168,9 @@ def test_retrain_dry_run_then_promotes_a_better_candidate_and_rejects_a_worse_on
         ("promoted", 2, first.candidate.name, None), ("rejected", 2, second.candidate.name, first.candidate.name)]
     assert runs[0].curated_samples == first.curated and runs[0].metrics["candidate"]["eval_loss"] < runs[0].metrics["current"]["eval_loss"]
     assert "better on" in runs[0].reason and runs[1].finished_at is not None
-    samples = (state / "retrain").glob("*/data/approved_logs.jsonl")
-    assert any("Lord Inosuke doesn't know that word" in p.read_text() for p in samples)
+    assert list((state / "retrain").glob("*/data")) == []  # the staged copy is gone once a run ends ...
+    snapshots = (state / "runs").glob("*/dataset/*.jsonl")  # ... the run's dataset keeps the samples, reply ids with them
+    assert any("Lord Inosuke doesn't know that word" in p.read_text() and '"reply_id"' in p.read_text() for p in snapshots)
 
 
 @pytest.mark.each_database

@@ -117,11 +117,13 @@ def test_forget_me_deletes_only_after_confirmation(make_runtime, run_bot, fake_s
 
         question = await emulator.slash(GENERAL, TANJIRO, "forget-me", {})
         done = await emulator.click(GENERAL, TANJIRO, question.message, emulator.buttons(question.message)["Yes, forget me"])
-        assert done.type == 7 and done.content.startswith("Done. Deleted 1 message(s) and 1 rating(s)")
+        assert done.type == 7 and done.content.startswith(
+            "Done. Deleted 1 message(s) of yours, 1 repl(ies) of mine to you and 1 rating(s) of yours")
         assert done.message["components"] == []  # the buttons are gone once answered
 
     run_bot(runtime, body)
     assert db_rows(f"select count(*) from messages where author_id = {TANJIRO}") == [(0,)]
-    assert [r[1] for r in ratings(db_rows)] == [ZENITSU]
+    assert ratings(db_rows) == []  # Zenitsu's 👍 went with the reply to Tanjiro
     assert db_rows("select user_id from opt_outs") == [(TANJIRO,)]
     assert db_rows("select count(*) from messages where content like '%Zenitsu%'") == [(1,)]  # others keep theirs
+    assert db_rows("select count(*) from messages where by_bot") == [(1,)]  # and the reply to them

@@ -41,7 +41,8 @@ async def wait_for_line(process: asyncio.subprocess.Process, text: str, seen: li
 
 
 def test_two_processes_each_run_a_shard_on_one_postgresql(postgres_url, db_rows_at, tmp_path):
-    (tmp_path / "bot.yaml").write_text("discord:\n  rate_limit_messages: 100\n")
+    # Twelve at once in each channel: per-channel backpressure (chat.max_channel_queue) out of the way too.
+    (tmp_path / "bot.yaml").write_text("discord:\n  rate_limit_messages: 100\nchat:\n  max_channel_queue: 20\n")
     users = {300 + n: f"fighter{n}" for n in range(2 * MESSAGES)}
     guild_of_shard = {shard_of(GUILD_ID, 2): GUILD_ID, shard_of(SECOND_GUILD, 2): SECOND_GUILD}
     outputs: dict[int, list[str]] = {0: [], 1: []}

@@ -46,7 +46,7 @@ def test_two_shards_split_the_guilds_and_answer_everything_in_both(make_runtime,
 
         question = await emulator.slash(DOJO, ZENITSU, "forget-me", {})
         done = await emulator.click(DOJO, ZENITSU, question.message, emulator.buttons(question.message)["Yes, forget me"])
-        assert done.content.startswith("Done. Deleted 0 message(s) and 2 rating(s)")  # his 👍 in both guilds
+        assert done.content.startswith("Done. Deleted 0 message(s) of yours, 0 repl(ies) of mine to you and 2 rating(s) of yours")  # his 👍 in both guilds
 
         # Every event reached the one session whose shard owns its guild.
         for session in emulator.sessions:

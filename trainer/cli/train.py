@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 EXIT_INTERRUPTED = 130
+EXIT_ALREADY_RUNNING = 75  # EX_TEMPFAIL, as `trainer retrain` and `schedule`: try again later
 
 
 def add_parser(commands) -> None:
@@ -23,6 +24,7 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.errors import UserError
+    from core.training_lock import TrainingRunning
     from trainer.train import show_masks, train
 
     if args.show_masks:
@@ -30,5 +32,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--show-masks needs --profile")
         print(show_masks(args.profile, args.overrides))
         return 0
-    outcome = train(args.profile, overrides=args.overrides, resume=args.resume, runs=args.runs, registry=args.registry)
+    try:
+        outcome = train(args.profile, overrides=args.overrides, resume=args.resume, runs=args.runs, registry=args.registry)
+    except TrainingRunning as exc:
+        print(exc)
+        return EXIT_ALREADY_RUNNING
     return EXIT_INTERRUPTED if outcome.interrupted else 0

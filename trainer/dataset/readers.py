@@ -36,7 +36,9 @@ def read_source(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Pr
     try:
         return readers[suffix](path, persona)
     except UnicodeDecodeError as exc:
-        return [], [Problem(Origin(str(path), 1), "file", f"not UTF-8 text ({exc.reason})")]
+        # The line the bad bytes are on (not line 1): count the newlines before them.
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1 if isinstance(exc.object, bytes) else 1
+        return [], [Problem(Origin(str(path), line), "file", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
 
 
 def read_jsonl(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Problem]]:
@@ -48,6 +50,8 @@ def read_jsonl(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Pro
             rows.append(RawRow(json.loads(line), origin, path.stem))
         except json.JSONDecodeError as exc:
             problems.append(Problem(origin, "json", f"invalid JSON ({exc.msg} at column {exc.colno})"))
+        except RecursionError:
+            problems.append(Problem(origin, "json", "nested too deeply"))
     return rows, problems
 
 
@@ -58,6 +62,8 @@ def read_json(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Prob
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         return [], [Problem(Origin(str(path), exc.lineno), "json", f"invalid JSON ({exc.msg} at column {exc.colno})")]
+    except RecursionError:
+        return [], [Problem(Origin(str(path), 1), "json", "nested too deeply")]
     if is_card(parsed):
         return card_rows(parsed, path, text)
     if not isinstance(parsed, list):
@@ -77,13 +83,23 @@ def read_json(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Prob
 def read_csv(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Problem]]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
+        try:
+            header = reader.fieldnames or []
+        except csv.Error as exc:
+            return [], [Problem(Origin(str(path), 1), "header", str(exc))]
         missing = [name for name in ("instruction", "output") if name not in header]
         if missing:
             return [], [Problem(Origin(str(path), 1), "header", f"missing column(s) {', '.join(missing)} (found {header})")]
         rows, problems = [], []
         start = reader.line_num + 1
-        for row in reader:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # a field over the csv module's limit, a NUL byte, ...
+                problems.append(Problem(Origin(str(path), start), "csv", f"{exc}; the rows after it were not read"))
+                break  # the reader cannot find where the next row starts
             origin = Origin(str(path), start)
             start = reader.line_num + 1  # a quoted field may span lines: the next row starts after this one
             if None in row:
@@ -96,8 +112,8 @@ def read_csv(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Probl
 def read_text(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Problem]]:
     rows = []
     instruction = quote_instruction(persona)
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        line = line.strip()
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").split("\n"), start=1):
+        line = line.strip()  # a line ends at "\n" only: a quote may hold U+2028 and the like
         if line and not line.startswith("#"):
             rows.append(RawRow({"instruction": instruction, "input": "", "output": line}, Origin(str(path), number), path.stem))
     return rows, []
@@ -122,7 +138,7 @@ def card_rows(raw: object, path: Path, text: str | None) -> tuple[list[RawRow], 
     line = text[: text.find('"mes_example"')].count("\n") + 1 if text and '"mes_example"' in text else 1
     rows, problems = [], []
     for index, dialogue in enumerate(card.example_dialogues(), start=1):
-        lines = dialogue.splitlines()
+        lines = dialogue.split("\n")
         origin = Origin(str(path), line)
         last = max((i for i, l in enumerate(lines) if (s := speaker_line(l)) and s[0] in card.aliases), default=None)
         if last is None:

@@ -45,9 +45,10 @@ class Record:
     source: str
     origin: Origin
     messages: list[dict[str, str]] = field(default_factory=list)
+    reply_id: int | None = None  # the bot's reply a chat-log sample was made from (/forget-me finds it by this)
 
     def to_json(self) -> dict:
-        return {
+        row = {
             "source": self.source,
             "origin": str(self.origin),
             "instruction": self.instruction,
@@ -55,3 +56,4 @@ class Record:
             "output": self.output,
             "messages": self.messages,
         }
+        return row | ({"reply_id": self.reply_id} if self.reply_id is not None else {})

@@ -16,7 +16,7 @@ from core.transcript_labels import ANONYMOUS_USERS, speaker_line
 def is_transcript(text: str, persona: PersonaCard) -> bool:
     """Whether the text has a line opened by the persona or the anonymous user."""
     known = (*persona.aliases, *ANONYMOUS_USERS)
-    return any((s := speaker_line(line)) and s[0] in known for line in text.splitlines())
+    return any((s := speaker_line(line)) and s[0] in known for line in text.replace("\r\n", "\n").split("\n"))
 
 
 def split_transcript(text: str, persona: PersonaCard, default_persona: bool) -> list[Turn]:

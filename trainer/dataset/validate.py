@@ -93,4 +93,5 @@ def validate_chat_row(
         length = count_tokens(chat)
         if length > max_tokens:
             return [Problem(row.origin, "sample", f"{length} tokens, over the limit of {max_tokens} (the model's context or the profile's max_seq_len)")]
-    return Record(instruction, input, output, row.source, row.origin, chat)
+    reply_id = row.data.get("reply_id")
+    return Record(instruction, input, output, row.source, row.origin, chat, reply_id if isinstance(reply_id, int) else None)

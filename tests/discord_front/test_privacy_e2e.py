@@ -1,0 +1,141 @@
+"""Privacy that holds, end to end: /forget-me removes everything by or about the user (their
+messages, the replies that quote them, their words in training data staged on disk, their id on
+approvals they made) and the export never pairs a reply with someone else's message; edits and
+deletes reach the history and the training data (an edit withdraws the endorsements of replies
+that saw the old text); training context stops at every /reset, as the bot's did. Real
+discord.py client, emulator, real SQLite; the fake model quotes the user where it matters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from core.db.database import connect_sync
+from core.files import write_jsonl
+from tests.discord_front.emulator import GENERAL, TANJIRO, TRAINING, ZENITSU
+from trainer.chat_logs import LogRules, collect
+from trainer.dataset.pipeline import build_dataset
+
+KANAO = 203
+RULES = LogRules(min_thumbs_up=1, max_thumbs_down=0)
+
+
+def export(db_url, persona, tokenizer):
+    with connect_sync(db_url) as sessions:
+        return collect(sessions, persona, tokenizer, RULES)
+
+
+def stage_like_a_retrain(state: Path, result, persona) -> list[Path]:
+    """What `trainer retrain` leaves on disk: approved_logs.jsonl and a run's dataset snapshot."""
+    data = state / "retrain" / "20260101-000000" / "data"
+    write_jsonl(data / "approved_logs.jsonl", result.sample_rows())
+    build_dataset(data, persona, state / "runs" / "run-1" / "dataset", eval_fraction=0.0)
+    return [data / "approved_logs.jsonl", *sorted((state / "runs" / "run-1" / "dataset").glob("*.jsonl"))]
+
+
+def test_forget_me_removes_everything_by_or_about_the_user(make_runtime, run_bot, fake_served_with, db_rows, db_url,
+                                                           persona, tokenizer, tmp_path):
+    runtime = make_runtime(fake_served_with(quote=True))
+    state = tmp_path / "state"  # the bot's state folder in these tests
+    staged = []
+
+    async def body(emulator, client):
+        emulator.users[KANAO] = "Kanao"
+        await emulator.user_says(GENERAL, ZENITSU, "x" * 2000, mention_bot=True)  # too long: stored, not answered by the model
+        await emulator.wait_for_bot_message(GENERAL)
+        await emulator.user_says(GENERAL, TANJIRO, "Call me at 555-0199, Tanjiro Kamado here", mention_bot=True)
+        quoting_him = (await emulator.wait_for_bot_message(GENERAL, after=1)).message
+        await emulator.user_says(GENERAL, KANAO, "I like butterflies", mention_bot=True)
+        to_kanao = (await emulator.wait_for_bot_message(GENERAL, after=2)).message
+        assert "555-0199" in quoting_him["content"]
+        for reply in (quoting_him, to_kanao):  # Tanjiro moderates, Zenitsu likes them
+            await emulator.context_menu(GENERAL, TANJIRO, "Approve for training", reply, moderator=True)
+            await emulator.click(GENERAL, ZENITSU, reply, emulator.buttons(reply)["👍"])
+        await emulator.click(GENERAL, TANJIRO, to_kanao, emulator.buttons(to_kanao)["👍"])
+
+        before = export(db_url, persona, tokenizer)
+        assert len(before.samples) == 2 and "555-0199" in json.dumps(before.sample_rows())
+        staged.extend(stage_like_a_retrain(state, before, persona))
+        assert all("555-0199" in p.read_text() for p in staged if p.stat().st_size), [p.read_text()[:300] for p in staged]
+
+        question = await emulator.slash(GENERAL, TANJIRO, "forget-me", {})
+        done = await emulator.click(GENERAL, TANJIRO, question.message, emulator.buttons(question.message)["Yes, forget me"])
+        assert done.content.startswith("Done. Deleted 1 message(s) of yours, 1 repl(ies) of mine to you and 1 rating(s) "
+                                       "of yours; 1 moderator decision(s) no longer carry your id")
+        assert "cannot unlearn" in done.content
+
+        await emulator.user_says(GENERAL, KANAO, "What did he say?", mention_bot=True)
+        await emulator.wait_for_bot_message(GENERAL, after=3)
+
+    run_bot(runtime, body)
+    everything = json.dumps(db_rows("select * from messages")) + json.dumps(db_rows("select * from ratings"))
+    assert "555-0199" not in everything and "Tanjiro" not in everything
+    conversation = runtime.prompts[-1].split("<|im_end|>", 1)[1]  # after the persona card (which names Tanjiro)
+    assert "555-0199" not in conversation and "Tanjiro" not in conversation  # live context
+    assert TANJIRO not in {m for (m,) in db_rows("select moderator_id from approvals")}
+    assert db_rows("select count(*) from approvals where moderator_id is null") == [(1,)]  # the decision stays, his id goes
+    for path in staged:  # staged training data on disk
+        assert "555-0199" not in path.read_text() and "Tanjiro" not in path.read_text(), path
+    after = export(db_url, persona, tokenizer)
+    # Kanao's exchange remains, without his lines; nothing is paired with Zenitsu's unrelated message.
+    assert [s.turns[-2].text for s in after.samples] == ["I like butterflies"]
+
+
+def test_edits_and_deletes_reach_history_and_training(make_runtime, run_bot, fake_served, db_rows, db_url, persona, tokenizer):
+    runtime = make_runtime(fake_served)
+
+    async def body(emulator, client):
+        said = await emulator.user_says(GENERAL, TANJIRO, "The password is swordfish", mention_bot=True)
+        reply = (await emulator.wait_for_bot_message(GENERAL)).message
+        await emulator.context_menu(GENERAL, ZENITSU, "Approve for training", reply, moderator=True)
+        await emulator.click(GENERAL, ZENITSU, reply, emulator.buttons(reply)["👍"])
+        await emulator.edit(said, "The password is a secret")  # after approval: the endorsements go
+
+        # "Post, get a reply, edit the post to something harmless, get it approved."
+        bait = await emulator.user_says(TRAINING, ZENITSU, "something nasty", mention_bot=True)
+        bait_reply = (await emulator.wait_for_bot_message(TRAINING)).message
+        await emulator.edit(bait, "something nice")
+        await emulator.context_menu(TRAINING, TANJIRO, "Approve for training", bait_reply, moderator=True)
+
+        gone = await emulator.user_says(GENERAL, ZENITSU, "my address is 12 Wisteria Lane", mention_bot=True)
+        gone_reply = (await emulator.wait_for_bot_message(GENERAL, after=1)).message
+        await emulator.context_menu(GENERAL, TANJIRO, "Approve for training", gone_reply, moderator=True)
+        await emulator.delete(gone)
+
+        await emulator.user_says(GENERAL, TANJIRO, "What's the password?", mention_bot=True)
+        await emulator.wait_for_bot_message(GENERAL, after=2)
+
+    run_bot(runtime, body)
+    stored = json.dumps(db_rows("select content from messages"))
+    assert "swordfish" not in stored and "nasty" not in stored and "Wisteria" not in stored
+    assert "swordfish" not in runtime.prompts[-1] and "Wisteria" not in runtime.prompts[-1]
+    assert "The password is a secret" in runtime.prompts[-1]
+    first_reply = db_rows("select min(id) from messages where by_bot")[0][0]
+    assert db_rows(f"select count(*) from approvals where message_id = {first_reply}") == [(0,)]  # withdrawn by the edit
+    assert db_rows(f"select count(*) from ratings where message_id = {first_reply}") == [(0,)]
+    result = export(db_url, persona, tokenizer)
+    texts = json.dumps(result.sample_rows())
+    assert [s.turns[-2].text for s in result.samples] == ["something nice"]  # as approved, never the original
+    assert "nasty" not in texts and "Wisteria" not in texts
+    assert result.excluded_unlinked == 1  # the reply to the deleted message: approved, but its message is gone
+
+
+def test_training_context_stops_at_every_reset(make_runtime, run_bot, fake_served, db_url, persona, tokenizer):
+    runtime = make_runtime(fake_served)
+
+    async def body(emulator, client):
+        async def exchange(text, after):
+            await emulator.user_says(GENERAL, TANJIRO, text, mention_bot=True)
+            return (await emulator.wait_for_bot_message(GENERAL, after=after)).message
+
+        await exchange("before the first reset: moonflower", 0)
+        await emulator.slash(GENERAL, TANJIRO, "reset", {}, moderator=True)
+        between = await exchange("between the resets", 1)
+        await emulator.slash(GENERAL, TANJIRO, "reset", {}, moderator=True)
+        await exchange("after the second reset", 2)
+        await emulator.context_menu(GENERAL, TANJIRO, "Approve for training", between, moderator=True)
+
+    run_bot(runtime, body)
+    [sample] = export(db_url, persona, tokenizer).samples
+    assert [t.text for t in sample.turns[:-1]] == ["between the resets"]
+    assert "moonflower" not in runtime.prompts[1]  # as the bot saw it
