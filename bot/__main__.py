@@ -1,4 +1,5 @@
 """Run as: python -m bot [--config config/bot.yaml]            Discord (DISCORD_TOKEN in the environment or .env)
+       python -m bot --shard-count 4 --shard-ids 0-1       this process runs shards 0 and 1 of 4 (2-3 in another)
        python -m bot --console [--say TEXT ...]            the same pipeline in the terminal, no token
        python -m bot --ask "Who are you?"                  one answer, nothing stored
 
@@ -38,7 +39,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--card", default=None, help="persona card (overrides the config)")
     parser.add_argument("--quantization", choices=["nf4", "none"], default=None)
     parser.add_argument("--max-new-tokens", type=int, default=None)
+    parser.add_argument("--shard-count", type=shard_count, default=None, metavar="N|auto",
+                        help="shards in all (overrides discord.shard_count; the same in every process)")
+    parser.add_argument("--shard-ids", type=shard_ids, default=None, metavar="IDS",
+                        help="the shards this process runs, e.g. 0,1 or 0-3 (overrides discord.shard_ids)")
     return parser.parse_args(argv)
+
+
+def shard_count(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of shards or auto, got {text!r}") from None
+
+
+def shard_ids(text: str) -> list[int]:
+    """`0,1,5` or `0-3` (or both: `0-3,8`)."""
+    ids = []
+    try:
+        for part in text.split(","):
+            first, _, last = part.strip().partition("-")
+            ids += list(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected shard numbers such as 0,1 or 0-3, got {text!r}") from None
+    return ids
 
 
 def settings_from(args):
@@ -49,6 +75,12 @@ def settings_from(args):
     settings = dataclasses.replace(settings, **overrides)
     if args.max_new_tokens:
         settings = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, max_new_tokens=args.max_new_tokens))
+    shards = {k: v for k, v in (("shard_count", args.shard_count), ("shard_ids", args.shard_ids)) if v is not None}
+    if shards:
+        from core.settings import check_shards
+
+        settings = dataclasses.replace(settings, discord=dataclasses.replace(settings.discord, **shards))
+        check_shards(settings.discord, "--", options=True)
     return settings
 
 
@@ -103,11 +135,11 @@ async def serve(args, settings, adapter: Path | None) -> int:
         import aiohttp
         import discord
 
-        from bot.discord_front.client import InosukeBot
+        from bot.discord_front.client import make_client
 
-        client = InosukeBot(runtime, settings.discord)
+        client = make_client(runtime, settings.discord)
         try:
-            await client.start(token)
+            await run_until_stopped(client, token)
         except discord.LoginFailure:
             raise UserError("Discord rejected DISCORD_TOKEN (check the bot token in the developer portal)") from None
         except discord.PrivilegedIntentsRequired:
@@ -121,6 +153,30 @@ async def serve(args, settings, adapter: Path | None) -> int:
         if follower is not None:
             follower.cancel()
         await runtime.close()
+
+
+async def run_until_stopped(client, token: str) -> None:
+    """Run the client until it stops, or until SIGINT or SIGTERM (Ctrl-C, systemd, a process
+    manager stopping one shard's process): then close the gateway, let the replies being written
+    finish and the database connections go back cleanly, instead of cancelling them mid-write."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    running = asyncio.create_task(client.start(token))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            log.info("stopping (signal received)")
+            await client.close()
+        await running  # its own error, if it stopped by itself
+    finally:
+        stopping.cancel()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 def main(argv: list[str] | None = None) -> int:

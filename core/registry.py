@@ -20,6 +20,9 @@ from core.errors import UserError
 from core.paths import state_dir
 
 VERSION = re.compile(r"^v(\d{4,})$")
+MANIFEST = "manifest.json"
+EVAL_SPLIT = "eval_split.jsonl"  # the training data's eval split, published with the adapter: its held-out set
+                                 # when its character has no held-out folder of its own
 
 
 def registry_dir() -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from core.config import build, read_yaml
+from core.errors import UserError
 from core.model_resolver import EMBEDDED_SPEC
 from core.paths import PROJECT_ROOT
 
@@ -39,7 +40,12 @@ class DiscordSettings:
     rate_limit_seconds: float = 60.0  # ... in this sliding window
     moderator_roles: list[int] = field(default_factory=list)  # role ids that may /approve and /reset (besides Manage Messages)
     command_guild: int | None = None  # sync slash commands to this guild only (instant; for development); None: globally
-    sync_commands: bool = True  # push the command list to Discord at start-up
+    sync_commands: bool = True  # push the command list to Discord at start-up (by the process running shard 0)
+    # Shards: None, one gateway connection (discord.Client; Discord requires shards from 2,500
+    # guilds on); "auto", discord.py's AutoShardedClient with the count Discord recommends; N, N
+    # shards in all, of which this process runs `shard_ids` (None: all N).
+    shard_count: int | Literal["auto"] | None = None
+    shard_ids: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,27 @@ class BotSettings:
 
 def load_settings(path: Path | None = None) -> BotSettings:
     path = path or DEFAULT_CONFIG
-    return build(BotSettings, read_yaml(path), str(path)) if path.exists() else BotSettings()
+    settings = build(BotSettings, read_yaml(path), str(path)) if path.exists() else BotSettings()
+    check_shards(settings.discord, f"{path}: discord.")
+    return settings
+
+
+def check_shards(discord: DiscordSettings, where: str, *, options: bool = False) -> None:
+    """Shard settings that discord.py would only refuse once connected, as one line naming the key
+    (`where` is the prefix: "config/bot.yaml: discord.", or "--" with `options` for --shard-ids)."""
+    count, ids = discord.shard_count, discord.shard_ids
+    shard_count, shard_ids = ("shard-count", "shard-ids") if options else ("shard_count", "shard_ids")
+    if isinstance(count, int) and count < 1:
+        raise UserError(f"{where}{shard_count}: must be at least 1 (or auto, or null for one connection), got {count}")
+    if ids is None:
+        return
+    if not isinstance(count, int):
+        raise UserError(f"{where}{shard_ids}: needs {shard_count} set to the total number of shards (every process the same)")
+    outside = [i for i in ids if not 0 <= i < count]
+    if outside:
+        raise UserError(f"{where}{shard_ids}: shard {outside[0]} does not exist: shards are 0 to {count - 1} with {shard_count} {count}")
+    if not ids or len(set(ids)) != len(ids):
+        raise UserError(f"{where}{shard_ids}: expected distinct shard numbers, got {ids}")
 
 
 def discord_token() -> str | None:

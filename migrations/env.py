@@ -3,6 +3,7 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from core.db.database import database_url, make_engine
@@ -22,10 +23,19 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+# Any fixed number: the key of the PostgreSQL advisory lock that migrations hold.
+MIGRATION_LOCK = 0x1905_1A05
+
+
 def do_run_migrations(connection: Connection) -> None:
     # render_as_batch: SQLite cannot ALTER most things in place; batch mode rebuilds the table.
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several bot processes (shards) start at once and each applies pending migrations:
+            # one at a time, so the others find the schema at head instead of creating it again.
+            # Held until the migration transaction ends.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 

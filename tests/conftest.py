@@ -7,6 +7,12 @@ a fast test that loads weights by accident fails instead of slowing the tier dow
 
 The embedded model is converted once into the project's own cache (.cache/), so a second run
 skips it; the conversion itself is exercised from scratch by tests/core/test_model_resolver.py.
+
+Databases: `db_url` is a fresh SQLite file migrated by Alembic. A test marked `each_database`
+runs twice, on SQLite and on PostgreSQL: a real server (tools/local_postgres.py) that the first
+such test starts on loopback for the whole session and the session stops at its end; each test
+gets a new database in it. Without a server those tests are skipped with the reason, never
+silently passed.
 """
 
 from __future__ import annotations
@@ -24,6 +30,11 @@ FAST_TIER = os.environ.get("INOSUKE_TEST_TIER") == "fast"
 # Fixtures that load weights (or train): a test using one belongs to that tier.
 MODEL_FIXTURES = {"model", "served", "trained_adapter"}
 TRAINING_FIXTURES = {"trained_adapter"}
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.get_closest_marker("each_database") and "db_url" in metafunc.fixturenames:
+        metafunc.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
 
 
 def pytest_collection_modifyitems(items):
@@ -84,42 +95,79 @@ def served(model, tokenizer):
     return ServedModel(model, tokenizer, "v0007", "chat", "smollm2-135m", "nf4")
 
 
-class FakeLanguageModel:
-    """Stands in for the language model where a test's assertions do not depend on its text: it
-    answers every prompt of a batch with the same short reply and the end-of-turn token, through
-    the real generate() and the real worker, in milliseconds."""
-
-    device = "cpu"
-
-    def __init__(self, tokenizer, reply: str = "HAH! Lord Inosuke heard you!"):
-        self.tokenizer, self.reply = tokenizer, reply
-        self.prompts: list[str] = []  # every prompt generated, in order
-
-    def generate(self, input_ids, attention_mask=None, max_new_tokens=32, **kwargs):
-        import torch
-
-        self.prompts += self.tokenizer.batch_decode(input_ids, skip_special_tokens=False)
-        answer = self.tokenizer(self.reply, add_special_tokens=False)["input_ids"][: max_new_tokens - 1]
-        answer = torch.tensor(answer + [self.tokenizer.eos_token_id]).repeat(input_ids.shape[0], 1)
-        return torch.cat([input_ids, answer], dim=1)
-
-
 @pytest.fixture
 def fake_served(tokenizer):
     """A ServedModel with the real tokenizer and prompt format and a FakeLanguageModel."""
-    from core.served_model import ServedModel
+    from tests.fakes import fake_served_model
 
-    return ServedModel(FakeLanguageModel(tokenizer), tokenizer, "v0007", "chat", "smollm2-135m", "nf4")
+    return fake_served_model(tokenizer)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server on loopback for the rest of the session (started on first use)."""
+    from tools.local_postgres import LocalPostgres, PostgresUnavailable
+
+    try:
+        server = LocalPostgres().start()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"no PostgreSQL server for this test: {exc}")
+    yield server
+    server.stop()
 
 
 @pytest.fixture
-def db_url(tmp_path):
-    """A fresh SQLite file migrated to head by Alembic."""
+def postgres_url(postgres_server):
+    """A new empty database on the session's PostgreSQL server (dropped after the test)."""
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+@pytest.fixture
+def db_url(request, tmp_path):
+    """A fresh database migrated to head by Alembic: a SQLite file, or (parametrized by the
+    `each_database` marker) a new database on the session's PostgreSQL server."""
     from core.db.database import upgrade
 
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    if getattr(request, "param", "sqlite") == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     upgrade(url)  # Alembic runs its own event loop: before the test's
     return url
+
+
+@pytest.fixture
+def db_rows_at():
+    """db_rows_at(url) -> query(sql): the rows of a statement on that database, as tuples (either
+    database); a statement that returns no rows is committed and gives []."""
+    from sqlalchemy import text
+
+    from core.db.database import make_sync_engine
+
+    engines = []
+
+    def on(url: str):
+        engine = make_sync_engine(url)
+        engines.append(engine)
+
+        def query(sql: str) -> list[tuple]:
+            with engine.begin() as connection:
+                result = connection.execute(text(sql))
+                return [tuple(row) for row in result] if result.returns_rows else []
+
+        return query
+
+    yield on
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def db_rows(db_url, db_rows_at):
+    """db_rows(sql) -> the rows of a statement on the test's database (see db_rows_at)."""
+    return db_rows_at(db_url)
 
 
 @pytest.fixture(scope="session")
@@ -132,10 +180,6 @@ def trained_adapter(tmp_path_factory, model_cache):
     tmp = tmp_path_factory.mktemp("trained")
     return train("smollm2-cpu", overrides=["max_steps=24", "eval_every=24", "eval_max_samples=4", "batch_size=1",
                                            "learning_rate=3e-4"], runs=tmp / "runs", registry=tmp / "adapters")
-
-
-def sqlite_path(url: str) -> Path:
-    return Path(url.split(":///", 1)[1])
 
 
 @pytest.fixture
@@ -161,3 +205,20 @@ def write_png_card():
         Image.new("RGB", (4, 4), "orange").save(path, pnginfo=info)
 
     return write
+
+
+@pytest.fixture
+def table_names():
+    """table_names(url) -> the tables in the database, whichever it is."""
+    from sqlalchemy import inspect
+
+    from core.db.database import make_sync_engine
+
+    def names(url: str) -> set[str]:
+        engine = make_sync_engine(url)
+        try:
+            return set(inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+
+    return names

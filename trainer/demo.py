@@ -1,6 +1,6 @@
 """`make demo` / `python -m trainer demo`: the main job on the embedded default model, on CPU,
 with no token and no download:
-1. build the dataset from data/ (statistics table, composition chart);
+1. build the dataset from data/ (statistics table, composition chart, data-quality report);
 2. QLoRA-train an adapter with the smollm2-cpu profile (eval loss before and after);
 3. ask the untuned base model and the new adapter the same questions, side by side;
 4. the persona evaluation on the fixed held-out set (evals/): the adapter against the untuned
@@ -39,13 +39,13 @@ def run_demo(console: Console | None = None) -> None:
     from core.persona import load_card
     from core.prompt import Turn, generation_prompt
     from core.served_model import load_served
-    from trainer.dataset.build import build
+    from trainer.dataset.build import build, load_quality_settings
     from trainer.train import train
 
     console = console or Console()
     started = time.perf_counter()
     console.rule("1. Dataset")
-    build(DATA_DIR, DEFAULT_CARD, state_dir() / "dataset", model=EMBEDDED_SPEC, console=console)
+    build(DATA_DIR, DEFAULT_CARD, state_dir() / "dataset", model=EMBEDDED_SPEC, quality=load_quality_settings(), console=console)
 
     console.rule(f"2. QLoRA training, profile {DEMO_PROFILE} ({EMBEDDED_SPEC} in 4-bit NF4, CPU)")
     outcome = train(DEMO_PROFILE)

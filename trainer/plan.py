@@ -10,8 +10,14 @@ The terms follow what the QLoRA recipe in trainer/qlora.py holds at its peak:
 - activations for one micro-batch of T = batch_size x max_seq_len tokens (padding-free packing):
   with gradient checkpointing, each layer's input plus one layer recomputed; without, every layer;
   eager/math attention (CPU) also stores heads x T^2 attention probabilities per layer;
-- logits over the vocabulary for T tokens: compute-dtype logits, their fp32 copy for the loss,
-  and its gradient (Qwen's vocabulary is 151,936: at T = 1,024 this is the largest activation);
+- the loss: TRL's fused LM head (trainer/qlora.py) projects onto the vocabulary in tiles of
+  4,096 tokens x 32,768 vocabulary entries and folds each tile into running log-sum-exp
+  statistics, recomputing the tiles in the backward pass, so the (T x vocabulary) logits never
+  exist: one tile, the scored hidden states and their fp32 gradient. On CUDA (Triton) only the
+  trained positions are scored, elsewhere all T; the plan counts all T, an upper bound. The full
+  logits it replaces (compute-dtype logits, an fp32 copy and its gradient: 1.45 GiB for Qwen's
+  151,936-token vocabulary at T = 1,024) are shown beside it;
+- with shared-card packing, the T x T attention mask (trainer/card_packing.py);
 - a fixed allowance for the framework (CUDA workspaces; Python and torch on CPU).
 """
 
@@ -31,6 +37,10 @@ NF4_BITS = 4 + 8 / 64 + 32 / (64 * 256)
 # size: norms, q/k/v/o inputs and outputs, residuals, LoRA dropout copies of each projection input
 # (~16 H), and the SwiGLU gate, up, activation, product and down input plus a dropout copy (~6 I).
 ACTIVATION_H, ACTIVATION_I = 16, 6
+# TRL's fused LM head tiles (trl/kernels/chunked_logprob.py TOKEN_CHUNK_SIZE and
+# trl/trainer/utils.py _CHUNKED_LOGPROB_CHUNK_SIZE; tests/trainer/test_profile_and_plan.py checks
+# them against the installed TRL).
+FUSED_TOKENS, FUSED_VOCAB = 4096, 32768
 
 
 @dataclass(frozen=True)
@@ -116,11 +126,18 @@ def estimate(profile: Profile, arch: Architecture, on_gpu: bool) -> Estimate:
         ("optimizer state", lora * (2 if eight_bit else 8), "2 x 8-bit moments" if eight_bit else "2 x fp32 moments"),
         ("activations", activations, how),
     ]
+    if profile.packing and profile.shared_card:
+        terms.append(("attention mask (shared-card packing)", tokens**2 * (1 + compute),
+                      f"{tokens:,}^2 booleans + the {compute}-byte additive copy SDPA makes of them"))
     if not on_gpu:
         terms.append(("attention probabilities (CPU math attention)", arch.layers * arch.heads * tokens**2 * 4,
                       f"{arch.layers} layers x {arch.heads} heads x {tokens:,}^2 x 4 bytes"))
-    terms.append(("logits over the vocabulary", tokens * arch.vocab * (compute + 4 + 4),
-                  f"{tokens:,} tokens x {arch.vocab:,} vocab x ({compute}+4+4) bytes"))
+    full_logits = tokens * arch.vocab * (compute + 4 + 4)
+    tile = min(tokens, FUSED_TOKENS) * min(arch.vocab, FUSED_VOCAB) * compute
+    scored = tokens * arch.hidden * (compute + 4 + compute) + tokens * 7 * 4
+    terms.append(("loss: fused LM head (TRL)", tile + scored,
+                  f"a {min(tokens, FUSED_TOKENS):,} x {min(arch.vocab, FUSED_VOCAB):,} tile + {tokens:,} scored hidden states "
+                  f"and fp32 gradient; the full logits would be {full_logits / GIB:.2f} GiB"))
     terms.append(("framework allowance", 0.3 * GIB if on_gpu else 1.0 * GIB,
                   "CUDA workspaces" if on_gpu else "Python, torch, tokenizer"))
     return Estimate(terms, profile.memory_budget_gib, tokens)

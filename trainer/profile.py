@@ -41,6 +41,7 @@ class Profile:
     optimizer: str = "paged_adamw_8bit"
     gradient_checkpointing: bool = True
     packing: bool = True
+    shared_card: bool = True
     eval_every: int = 50
     eval_max_samples: int | None = None
     eval_fraction: float = 0.05

@@ -1,6 +1,13 @@
 """The QLoRA recipe: a 4-bit NF4 base (double quantization), LoRA on every linear projection,
 trained with TRL's SFTTrainer on samples that our encoder already tokenized and masked, packed
-best-fit and padding-free. One code path for Qwen2.5-3B on a GPU and SmolLM2 on a CPU.
+best-fit and padding-free, by default behind one shared copy of the persona card
+(trainer/card_packing.py). One code path for Qwen2.5-3B on a GPU and SmolLM2 on a CPU.
+
+The loss goes through TRL's fused LM head (SFTTrainer.compute_loss calls the model with
+`fused_lm_head=True`): the vocabulary projection and the cross-entropy run in tiles of 4,096
+tokens x 32,768 vocabulary entries, recomputed in the backward pass, so the full (tokens x
+vocabulary) logits never exist. On CUDA with Triton only the trained positions are projected;
+elsewhere every position is, in torch tiles. `trainer plan` counts that term.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ import time
 from dataclasses import dataclass, field
 
 from core.errors import UserError
+from trainer.card_packing import collator_for as card_collator_for
+from trainer.card_packing import pack_samples
+from trainer.card_packing import supports as supports_card_mask
 from trainer.encode import IGNORE, encode
 from trainer.profile import Profile
 
@@ -20,12 +30,22 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TokenCounts:
-    """What the training steps processed: all positions, padding, and trained (labelled) tokens."""
+    """What the training steps processed: all positions, padding, trained (labelled) tokens and
+    micro-batches (after a run on several processes: summed over all of them, with the slowest
+    process's time)."""
 
     positions: int = 0
     padding: int = 0
     trained: int = 0
     seconds: float = 0.0
+    micro_batches: int = 0
+
+    def over_all_processes(self) -> TokenCounts:
+        from trainer.distributed import total
+
+        (positions, padding, trained, micro_batches), (seconds,) = total(
+            [self.positions, self.padding, self.trained, self.micro_batches], [self.seconds])
+        return TokenCounts(int(positions), int(padding), int(trained), seconds, int(micro_batches))
 
     @property
     def padding_fraction(self) -> float:
@@ -51,24 +71,67 @@ class CountsTokens:
         counts = self.token_counts
         ids = inputs["input_ids"]
         counts.positions += ids.numel()
-        if "attention_mask" in inputs:
-            counts.padding += int((inputs["attention_mask"] == 0).sum())
+        mask = inputs.get("attention_mask")
+        if mask is not None and mask.dim() == 2:  # a 4D mask is shared-card packing's, which has no padding
+            counts.padding += int((mask == 0).sum())
         counts.trained += int((inputs["labels"] != IGNORE).sum())
+        counts.micro_batches += 1
         started = time.perf_counter()
         loss = super().training_step(model, inputs, num_items_in_batch)
         counts.seconds += time.perf_counter() - started
         return loss
 
 
-def tokenize_rows(tokenizer, rows: list[dict], profile: Profile):
-    from datasets import Dataset
+class CountsCardPackedTokens:
+    """Trainer mixin for shared-card packing: TRL counts a batch's tokens as the sum of its
+    attention mask, which for a 4D mask is the number of query-key pairs; count positions."""
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mask = inputs.get("attention_mask")
+        if mask is None or mask.dim() != 4 or not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        before = self._total_train_tokens
+        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        self._total_train_tokens = before + inputs["input_ids"].numel()
+        self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+        return result
+
+
+def encode_rows(tokenizer, rows: list[dict], profile: Profile) -> list[dict[str, list[int]]]:
     encoded = [encode(tokenizer, row, profile.prompt_format) for row in rows]
     too_long = [row["origin"] for row, e in zip(rows, encoded) if len(e["input_ids"]) > profile.max_seq_len]
     if too_long:
         # The data build already rejects samples longer than max_seq_len; this guards the invariant.
         raise UserError(f"{len(too_long)} sample(s) longer than max_seq_len {profile.max_seq_len}, first {too_long[0]}")
+    return encoded
+
+
+def tokenize_rows(tokenizer, rows: list[dict], profile: Profile):
+    """One dataset row per sample; TRL packs them."""
+    from datasets import Dataset
+
+    encoded = encode_rows(tokenizer, rows, profile)
     return Dataset.from_dict({"input_ids": [e["input_ids"] for e in encoded], "labels": [e["labels"] for e in encoded]})
+
+
+def card_packed_rows(tokenizer, rows: list[dict], profile: Profile):
+    """Packed rows, each behind one copy of its samples' persona card (trainer/card_packing.py)."""
+    from datasets import Dataset
+
+    packed = pack_samples(tokenizer, rows, encode_rows(tokenizer, rows, profile), profile.prompt_format, profile.max_seq_len)
+    columns = [row.columns() for row in packed]
+    return Dataset.from_dict({key: [c[key] for c in columns] for key in ("input_ids", "labels", "position_ids", "segment_ids")})
+
+
+def uses_shared_card(model, profile: Profile) -> bool:
+    """Shared-card packing where it is exact: on with packing and an attention that takes a 4D mask."""
+    if not (profile.packing and profile.shared_card):
+        return False
+    if not supports_card_mask(model):
+        log.warning("shared_card: %s attention takes no 4D mask; training with TRL's packing (the card in every sample)",
+                    model.config._attn_implementation)
+        return False
+    return True
 
 
 def lora_config(profile: Profile):
@@ -83,14 +146,18 @@ def lora_config(profile: Profile):
     )
 
 
-def sft_config(profile: Profile, output_dir: str, on_gpu: bool):
+def sft_config(profile: Profile, output_dir: str, on_gpu: bool, shared_card: bool = False):
     from trl import SFTConfig
 
+    if shared_card:  # rows packed by us: TRL must neither re-pack nor drop their position and segment columns
+        packing = dict(packing=False, remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True})
+    else:
+        packing = dict(packing=profile.packing,
+                       packing_strategy="bfd")  # best-fit decreasing, padding-free: rows concatenated, no pad tokens
     return SFTConfig(
         output_dir=output_dir,
         max_length=profile.max_seq_len,
-        packing=profile.packing,
-        packing_strategy="bfd",  # best-fit decreasing, padding-free: rows concatenated, no pad tokens
+        **packing,
         per_device_train_batch_size=profile.batch_size,
         per_device_eval_batch_size=profile.batch_size,
         gradient_accumulation_steps=profile.grad_accum,
@@ -104,6 +171,10 @@ def sft_config(profile: Profile, output_dir: str, on_gpu: bool):
         optim=profile.optimizer,
         gradient_checkpointing=profile.gradient_checkpointing,
         bf16=on_gpu,
+        # On a machine without a GPU, say so: with several processes (accelerate launch) this
+        # selects the CPU's gloo backend instead of looking for GPUs.
+        use_cpu=not on_gpu,
+        ddp_find_unused_parameters=False,  # LoRA on every linear layer: every adapter weight gets a gradient
         eval_strategy="steps",
         eval_steps=profile.eval_every,
         save_strategy="steps",
@@ -161,9 +232,13 @@ class Interrupt:
 def interrupt_callback(interrupt: Interrupt):
     from transformers import TrainerCallback
 
+    from trainer.distributed import anyone
+
     class _OnInterrupt(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            if interrupt.requested:
+            # Every process stops after the same step, whichever saw the Ctrl-C.
+            if anyone(interrupt.requested):
+                interrupt.requested = True
                 control.should_save = control.should_training_stop = True
 
     return _OnInterrupt()
@@ -179,15 +254,18 @@ def progress_callback(counts_of):
         loss = math.nan
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step", dynamic_ncols=True)
+            if state.is_world_process_zero:  # one bar, however many processes train
+                self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training", unit="step", dynamic_ncols=True)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
                 self.loss = float(logs["loss"])
-            if logs and "eval_loss" in logs:
+            if logs and "eval_loss" in logs and self.bar is not None:
                 tqdm.write(f"step {state.global_step}: eval loss {logs['eval_loss']:.4f}")
 
         def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is None:
+                return
             counts = counts_of()
             self.bar.set_postfix(loss="-" if math.isnan(self.loss) else f"{self.loss:.3f}", tok_s=f"{counts.tokens_per_second:.0f}",
                                  trained_tok_s=f"{counts.trained_per_second:.0f}", refresh=False)
@@ -228,21 +306,24 @@ def make_trainer(model, tokenizer, train_rows, eval_rows, profile: Profile, outp
     from transformers import PrinterCallback, set_seed
     from trl import SFTTrainer
 
-    class PersonaTrainer(CountsTokens, SFTTrainer):
+    class PersonaTrainer(CountsTokens, CountsCardPackedTokens, SFTTrainer):
         pass
 
     on_gpu = torch.cuda.is_available()
     keep_4bit_layers_differentiable(model)
+    shared = uses_shared_card(model, profile)
+    dataset = card_packed_rows if shared else tokenize_rows
     # TRL initialises the LoRA weights before the Trainer seeds anything: seed first, so the same
     # profile and data always give the same run.
     set_seed(profile.seed)
     trainer = PersonaTrainer(
         model=model,
-        args=sft_config(profile, output_dir, on_gpu),
-        train_dataset=tokenize_rows(tokenizer, train_rows, profile),
-        eval_dataset=tokenize_rows(tokenizer, eval_rows, profile),
+        args=sft_config(profile, output_dir, on_gpu, shared),
+        train_dataset=dataset(tokenizer, train_rows, profile),
+        eval_dataset=dataset(tokenizer, eval_rows, profile),
         processing_class=tokenizer,
         peft_config=lora_config(profile),
+        data_collator=card_collator_for(model) if shared else None,
     )
     if not on_gpu:
         # TRL stores QLoRA adapter weights in bf16 (the paper's GPU recipe). On CPU, bf16 buys
@@ -263,11 +344,12 @@ def run_training(trainer, resume: bool, eval_before: bool) -> RunResult:
     if eval_before:
         # The fresh LoRA B matrices are zero: this is the untuned base model's eval loss.
         before = float(trainer.evaluate()["eval_loss"])
-        log.info("eval loss before training (base model): %.4f", before)
+        if trainer.is_world_process_zero():
+            log.info("eval loss before training (base model): %.4f", before)
     interrupt.install()
     try:
         trainer.train(resume_from_checkpoint=True if resume else None)
     finally:
         interrupt.uninstall()
-    counts = trainer.token_counts
+    counts = trainer.token_counts.over_all_processes()
     return RunResult(interrupt.requested, before, counts, list(trainer.state.log_history))

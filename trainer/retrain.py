@@ -44,6 +44,7 @@ class RetrainSettings:
     max_thumbs_down: int = 0  # ... and at most this many 👎; moderator approval always qualifies, rejection never
     min_new_samples: int = 10  # `trainer schedule` retrains when at least this many new approved samples exist
     eval_limit: int | None = None  # evaluate on the first N items of each held-out part (None: all)
+    heldout: str | None = None  # held-out folder for the gate (None: evals/ for its own character, else the eval split)
     kto: KTOSettings = field(default_factory=KTOSettings)
 
 
@@ -103,8 +104,14 @@ def retrain(settings: RetrainSettings, eval_settings=None, *, dry_run: bool = Fa
     Raises TrainingRunning when another training holds the lock."""
     from rich.console import Console
 
+    from core.errors import UserError
     from core.training_lock import training_lock
+    from trainer.distributed import world_size
 
+    if world_size() > 1:  # each process would take the lock, evaluate and promote on its own
+        raise UserError("trainer retrain runs in one process (it holds the training lock, evaluates and promotes): "
+                        "run it without accelerate launch, or train on several processes with "
+                        "`accelerate launch ... -m trainer train` and evaluate with `trainer eval`")
     console = console or Console()
     if dry_run:  # reads only: no lock needed, and it may run while a training does
         return prepare_and_maybe_train(settings, eval_settings, True, database_url, registry, runs, bot_config, console)
@@ -157,7 +164,7 @@ def prepare_and_maybe_train(settings, eval_settings, dry_run, database_url, regi
         if settings.kto.enabled:
             candidate = maybe_kto(settings.kto, candidate, export, registry, work, console) or candidate
             outcome.candidate = candidate
-        comparison = evaluate_candidate(candidate, current, eval_settings, settings.eval_limit, work / "eval", console)
+        comparison = evaluate_candidate(candidate, current, eval_settings, settings, work / "eval", console)
         outcome.comparison = comparison
         passed = comparison.decision.passed
         outcome.reason = "; ".join(comparison.decision.reasons)
@@ -198,12 +205,13 @@ def train_candidate(settings: RetrainSettings, staged: Path, registry: Path, run
     return None if outcome.interrupted else outcome.adapter
 
 
-def evaluate_candidate(candidate: Path, current: Path | None, eval_settings, limit, out: Path, console):
+def evaluate_candidate(candidate: Path, current: Path | None, eval_settings, settings: RetrainSettings, out: Path, console):
     from trainer.evaluation.compare import compare, print_comparison
 
     against = str(current) if current is not None else "base"
     console.rule(f"Evaluating {candidate.name} against {current.name if current else 'the base model'}")
-    comparison = compare(str(candidate), against, settings=eval_settings, limit=limit, out=out)
+    heldout = project_path(settings.heldout) if settings.heldout else None
+    comparison = compare(str(candidate), against, heldout=heldout, settings=eval_settings, limit=settings.eval_limit, out=out)
     print_comparison(comparison, console)
     return comparison
 

@@ -4,6 +4,10 @@ library call under `python -m trainer train` (trainer/cli/train.py).
 A run lives in state/runs/<id>/: the resolved profile and status (run.json), the dataset it was
 built from, and the checkpoints. The best checkpoint by eval loss becomes a new adapter version
 in the registry. Ctrl-C (or a crash) leaves the run resumable from its last checkpoint.
+
+Under `accelerate launch` (several processes, data parallel; trainer/distributed.py) every
+process trains, and the main one alone builds the run folder, writes run.json and publishes (and
+promotes) the one adapter; the others get its paths.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 from core.errors import UserError
 from core.files import write_json
+from core.registry import EVAL_SPLIT
 from core.paths import project_path, state_dir
 
 RUN_FILE = "run.json"
@@ -138,21 +143,25 @@ def train(profile: str | None = None, *, overrides: Sequence[str] = (), resume: 
     put in service (retraining promotes only through its gate)."""
     from core.model_resolver import load_model, resolve
     from core import registry as adapter_registry
+    from trainer import distributed
     from trainer.curves import draw_training_curve
     from core.files import read_jsonl
     from trainer.profile import load_profile
     from trainer.qlora import make_trainer, run_training
 
     runs = runs or state_dir() / "runs"
+    main = distributed.is_main()
     if resume:
-        if overrides or profile:
+        if (overrides or profile) and main:
             print("resuming with the profile the run started with; --profile/--set are ignored")
-        run_dir, run, chosen = resumed_run(resume, runs)
+        run_dir, run, chosen = resumed_run(distributed.share(str(find_resumable(runs, resume)) if main else None), runs)
     elif not profile:
         raise UserError("--profile is required (e.g. --profile smollm2-cpu), or --resume")
     else:
         chosen = load_profile(profile, overrides)
-        run_dir, run = new_run(chosen, runs)
+        # The main process builds the run folder and its dataset; the others train on the same.
+        run_dir = Path(distributed.share(str(new_run(chosen, runs)[0]) if main else None))
+        run = read_run(run_dir)
     profile = chosen
     from core.model_resolver import load_tokenizer
 
@@ -160,24 +169,29 @@ def train(profile: str | None = None, *, overrides: Sequence[str] = (), resume: 
     started = time.perf_counter()
     train_rows = read_jsonl(run_dir / "dataset" / "train.jsonl")
     eval_rows = read_jsonl(run_dir / "dataset" / "eval.jsonl")[: profile.eval_max_samples or None]
-    model = load_model(profile.model, profile.quantization)
+    model = load_model(profile.model, profile.quantization, device=distributed.device())
     trainer = make_trainer(model, tokenizer, train_rows, eval_rows, profile, str(run_dir / "checkpoints"))
     try:
         result = run_training(trainer, resume=bool(resume), eval_before=run["eval_loss_before"] is None)
     except BaseException:
-        run.update(status="failed", seconds=run["seconds"] + time.perf_counter() - started)
-        write_run(run_dir, run)
+        if main:
+            run.update(status="failed", seconds=run["seconds"] + time.perf_counter() - started)
+            write_run(run_dir, run)
         raise
     if result.eval_loss_before is not None:
         run["eval_loss_before"] = result.eval_loss_before
     run["seconds"] += time.perf_counter() - started
     state = trainer.state
     if result.interrupted:
-        run["status"] = "interrupted"
-        write_run(run_dir, run)
-        print(f"interrupted at step {state.global_step}/{state.max_steps}; continue with: "
-              f"python -m trainer train --resume {run_dir.name}")
+        if main:
+            run["status"] = "interrupted"
+            write_run(run_dir, run)
+            print(f"interrupted at step {state.global_step}/{state.max_steps}; continue with: "
+                  f"python -m trainer train --resume {run_dir.name}")
         return TrainOutcome(None, None, run_dir, True)
+    if not main:  # one adapter, published once: by the main process, below
+        adapter = distributed.share(None)
+        return TrainOutcome(Path(adapter) if adapter else None, None, run_dir, False)
 
     best_step = int(Path(state.best_model_checkpoint).name.split("-")[-1]) if state.best_model_checkpoint else state.global_step
     memory, memory_kind = peak_memory()
@@ -208,24 +222,31 @@ def train(profile: str | None = None, *, overrides: Sequence[str] = (), resume: 
             "tokens_per_s": round(result.counts.tokens_per_second, 1),
             "padding_fraction": round(result.counts.padding_fraction, 4),
             "peak_memory_gib": round(memory, 3),
-            "peak_memory_kind": memory_kind,
+            "peak_memory_kind": memory_kind,  # of the main process when several trained
+            "processes": distributed.world_size(),  # data parallel: each trained on its share of every batch
+            "micro_batches": result.counts.micro_batches,  # over all processes
             "evals": [{"step": h["step"], "eval_loss": h["eval_loss"]} for h in result.log_history if "eval_loss" in h],
             "train_losses": [{"step": h["step"], "loss": h["loss"]} for h in result.log_history if "loss" in h],
         },
         "libraries": library_versions(),
     }
     staged = adapter_registry.staging_dir(registry)
+    adapter = None
     try:
         # The best checkpoint was loaded back at the end of training (load_best_model_at_end).
         trainer.model.peft_config["default"].base_model_name_or_path = (
             profile.model if resolved.kind == "hub" else str(resolved.folder))
         trainer.model.save_pretrained(staged)
+        # The eval split travels with the adapter: the held-out set of a character without evals/ of its own.
+        shutil.copy2(run_dir / "dataset" / "eval.jsonl", staged / EVAL_SPLIT)
         draw_training_curve(result.log_history, staged / "training_curve.png",
                             f"{profile.name}: {profile.model}", best_step, run["eval_loss_before"])
         adapter = adapter_registry.publish(staged, manifest, registry)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
+    finally:
+        distributed.share(str(adapter) if adapter else None)  # the other processes wait for this
     manifest["version"] = adapter.name
     if promote:  # a manual training means "serve this"; retrain promotes only through its gate
         from core.serving_pointer import promote as put_in_service

@@ -4,8 +4,13 @@ When to reply: mentions, replies to the bot, DMs, and channels configured as ena
 itself; other bots only from an allowlist, and only for a few exchanges in a row (loop breaker).
 Replies show a typing indicator while generating, are split under 2,000 characters, and are sent
 with AllowedMentions that can never ping @everyone, @here or a role, whatever the model writes.
-Every stored reply carries 👍/👎 buttons (bot/discord_rating.py); the slash commands live in
-bot/discord_commands.py and are synced to one guild (development) or globally at start-up.
+Every stored reply carries 👍/👎 buttons (bot/discord_front/rating.py); the slash commands live in
+bot/discord_front/commands.py and are synced to one guild (development) or globally at start-up.
+
+Shards: `make_client` gives the plain one-connection client by default, or the same bot on
+discord.py's AutoShardedClient when `discord.shard_count` is set; several processes can each run
+a range of shards (`discord.shard_ids`) against one database. Only the process that runs shard 0
+syncs the commands, and a message that another process already stored is not answered twice.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from bot.discord_front.rating import RateButton, rating_view
 from bot.discord_front.message_split import split_message
 from bot.discord_front.rate_limit import SLOW_DOWN, RateLimiter
 from bot.service.runtime import Runtime
+from core.db.history import AlreadyStored
 from core.settings import DiscordSettings
 
 log = logging.getLogger(__name__)
@@ -37,10 +43,10 @@ SAFE_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True,
 
 
 class InosukeBot(discord.Client):
-    def __init__(self, runtime: Runtime, settings: DiscordSettings = DiscordSettings()):
+    def __init__(self, runtime: Runtime, settings: DiscordSettings = DiscordSettings(), **client_options):
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: enable it for the application in the developer portal
-        super().__init__(intents=intents, allowed_mentions=SAFE_MENTIONS)
+        super().__init__(intents=intents, allowed_mentions=SAFE_MENTIONS, **client_options)
         self.runtime, self.settings = runtime, settings
         self.rate_limiter = RateLimiter(settings.rate_limit_messages, settings.rate_limit_seconds)
         self._bot_exchanges: defaultdict[int, int] = defaultdict(int)
@@ -52,8 +58,20 @@ class InosukeBot(discord.Client):
         # Buttons are recognised by their custom_id, so those under replies sent before a
         # restart keep working.
         self.add_dynamic_items(RateButton)
-        if self.settings.sync_commands:
+        if self.settings.sync_commands and self.runs_first_shard:
             await self.sync_commands()
+
+    @property
+    def runs_first_shard(self) -> bool:
+        """Unsharded, or running shard 0: the one process that syncs commands."""
+        shard_ids = getattr(self, "shard_ids", None)
+        return shard_ids is None or 0 in shard_ids
+
+    def shard_for(self, guild_id: int | None) -> int | None:
+        """The shard a guild's events come through (Discord's rule), None when unsharded."""
+        if not self.shard_count:
+            return None
+        return 0 if guild_id is None else (guild_id >> 22) % self.shard_count
 
     async def sync_commands(self) -> None:
         guild = discord.Object(self.settings.command_guild) if self.settings.command_guild else None
@@ -73,7 +91,8 @@ class InosukeBot(discord.Client):
 
     async def on_ready(self) -> None:
         self.runtime.pipeline.bot_user_id = self.user.id
-        log.info("connected as %s (%s) to %d guild(s)", self.user, self.user.id, len(self.guilds))
+        shards = f", shards {list(self.shards)} of {self.shard_count}" if isinstance(self, discord.AutoShardedClient) else ""
+        log.info("connected as %s (%s) to %d guild(s)%s", self.user, self.user.id, len(self.guilds), shards)
 
     def addressed(self, message: discord.Message) -> bool:
         if message.guild is None or self.user in message.mentions:
@@ -107,11 +126,15 @@ class InosukeBot(discord.Client):
         if not self.rate_limiter.allow(message.author.id):
             await self.send_reply(message, SLOW_DOWN)
             return
-        async with message.channel.typing():
-            reply = await self.runtime.pipeline.respond(
-                message.channel.id, message.author.id, message.author.display_name, self.message_text(message),
-                discord_id=message.id, reply_to_discord_id=message.reference.message_id if message.reference else None,
-                guild_id=message.guild.id if message.guild else None, channel_name=getattr(message.channel, "name", None))
+        try:
+            async with message.channel.typing():
+                reply = await self.runtime.pipeline.respond(
+                    message.channel.id, message.author.id, message.author.display_name, self.message_text(message),
+                    discord_id=message.id, reply_to_discord_id=message.reference.message_id if message.reference else None,
+                    guild_id=message.guild.id if message.guild else None, channel_name=getattr(message.channel, "name", None))
+        except AlreadyStored:  # a replayed event, or another process running the same shard
+            log.info("message %s is already stored: answered once, elsewhere or earlier", message.id)
+            return
         buttons = rating_view(reply.message_id) if reply.message_id is not None else None
         sent = await self.send_reply(message, reply.text, buttons)
         if sent and reply.message_id is not None:
@@ -131,3 +154,15 @@ class InosukeBot(discord.Client):
         except discord.HTTPException:
             log.exception("could not send a reply in channel %s", message.channel.id)
         return sent
+
+
+class ShardedInosukeBot(InosukeBot, discord.AutoShardedClient):
+    """The same bot over several gateway connections (discord.py's AutoShardedClient)."""
+
+
+def make_client(runtime: Runtime, settings: DiscordSettings = DiscordSettings()) -> InosukeBot:
+    """One connection by default; shards when `shard_count` is set (auto: Discord's recommendation)."""
+    if settings.shard_count is None:
+        return InosukeBot(runtime, settings)
+    count = None if settings.shard_count == "auto" else settings.shard_count
+    return ShardedInosukeBot(runtime, settings, shard_count=count, shard_ids=settings.shard_ids)

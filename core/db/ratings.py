@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from core.db.database import insert
 from core.db.schema import Approval, Message, OptOut, Rating
-from core.db.history import now
+from core.db.history import now, storable
 
 THUMB_UP, THUMB_DOWN = 5, 1  # what the 👍 and 👎 buttons store
 # The one rating rule: a score of 4-5 counts as a 👍, 1-2 as a 👎, a 3 as neither (summaries,
@@ -53,20 +54,22 @@ class Ratings:
                                         .order_by(Message.created_at.desc(), Message.id.desc()).limit(1))
 
     async def rate(self, reply_id: int, user_id: int, score: int, *, comment: str | None = None, via: str = "command") -> bool:
-        """Store or change `user_id`'s rating of the reply; True when it replaced an earlier one."""
+        """Store or change `user_id`'s rating of the reply; True when it replaced an earlier one.
+        An upsert: the same user pressing twice at once (or in two processes) keeps one rating."""
         if not 1 <= score <= 5:
             raise ValueError(f"score must be 1 to 5, got {score}")
+        comment = storable(comment) if comment is not None else None
         async with self.sessions() as session, session.begin():
             reply = await session.get(Message, reply_id)
             if reply is None or not reply.by_bot:
                 raise NotRatable(reply_id)
-            existing = await session.scalar(select(Rating).where(Rating.message_id == reply_id, Rating.user_id == user_id))
-            if existing is None:
-                session.add(Rating(message_id=reply_id, user_id=user_id, score=score, comment=comment, via=via,
-                                   created_at=now(), updated_at=now()))
-                return False
-            existing.score, existing.comment, existing.via, existing.updated_at = score, comment, via, now()
-            return True
+            earlier = await session.scalar(select(Rating.id).where(Rating.message_id == reply_id, Rating.user_id == user_id))
+            at = now()
+            await session.execute(insert(session, Rating).values(
+                message_id=reply_id, user_id=user_id, score=score, comment=comment, via=via, created_at=at, updated_at=at,
+            ).on_conflict_do_update(index_elements=["message_id", "user_id"],
+                                    set_={"score": score, "comment": comment, "via": via, "updated_at": at}))
+            return earlier is not None
 
     async def summary(self, reply_id: int) -> RatingSummary:
         async with self.sessions() as session:
@@ -84,11 +87,11 @@ class Ratings:
             reply = await session.get(Message, reply_id)
             if reply is None or not reply.by_bot:
                 raise NotRatable(reply_id)
-            decision = await session.get(Approval, reply_id)
-            if decision is None:
-                session.add(Approval(message_id=reply_id, approved=approved, moderator_id=moderator_id, decided_at=now()))
-            else:
-                decision.approved, decision.moderator_id, decision.decided_at = approved, moderator_id, now()
+            at = now()
+            await session.execute(insert(session, Approval).values(
+                message_id=reply_id, approved=approved, moderator_id=moderator_id, decided_at=at,
+            ).on_conflict_do_update(index_elements=["message_id"],
+                                    set_={"approved": approved, "moderator_id": moderator_id, "decided_at": at}))
 
     async def forget_user(self, user_id: int) -> tuple[int, int]:
         """/forget-me: delete the user's messages and ratings and record the opt-out.
@@ -96,8 +99,8 @@ class Ratings:
         async with self.sessions() as session, session.begin():
             ratings = (await session.execute(delete(Rating).where(Rating.user_id == user_id))).rowcount
             messages = (await session.execute(delete(Message).where(Message.author_id == user_id, Message.by_bot.is_(False)))).rowcount
-            if await session.get(OptOut, user_id) is None:
-                session.add(OptOut(user_id=user_id, created_at=now()))
+            await session.execute(insert(session, OptOut).values(user_id=user_id, created_at=now())
+                                  .on_conflict_do_nothing(index_elements=["user_id"]))
         return messages, ratings
 
     async def opted_out(self, user_id: int) -> bool:

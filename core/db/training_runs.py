@@ -4,6 +4,8 @@ trainer writes them (core.db.database.connect_sync)."""
 
 from __future__ import annotations
 
+import math
+
 from sqlalchemy import select, update
 
 from core.db.schema import TrainingRun
@@ -28,7 +30,21 @@ def finish_run(sessions, run_id: int, status: str, *, candidate: str | None = No
                      reason: str = "") -> None:
     with sessions() as session, session.begin():
         run = session.get(TrainingRun, run_id)
-        run.status, run.finished_at, run.candidate_version, run.metrics, run.reason = status, now(), candidate, metrics, reason
+        run.status, run.finished_at, run.candidate_version, run.metrics, run.reason = (
+            status, now(), candidate, json_safe(metrics), reason)
+
+
+def json_safe(value):
+    """Metrics as standard JSON: a NaN or infinite score (a diverged loss, a mean of nothing)
+    becomes null. SQLite stores NaN as written, but PostgreSQL's JSON refuses it, and the run
+    would be left "running" with its result lost."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def last_completed_run(sessions) -> TrainingRun | None:

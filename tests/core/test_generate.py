@@ -22,3 +22,35 @@ def test_registry_numbers_versions_and_ignores_half_written_ones(tmp_path):
     assert [p.name for p in registry.versions(tmp_path)] == ["v0001", "v0002"] == [v1.name, v2.name]
     assert json.loads((v2 / "manifest.json").read_text())["version"] == "v0002"
     assert abandoned.exists() and abandoned not in registry.versions(tmp_path)
+
+
+def test_a_batch_is_padded_while_other_threads_tokenize(tokenizer):
+    """The bot tokenizes context windows on other threads while the worker encodes a batch; a
+    fast tokenizer's padding setting is shared state, so a batch encoded with padding=True
+    sometimes came out unpadded and the generation failed (up to a few in a hundred batches, before the fix)."""
+    import threading
+
+    from core.generate import generate
+    from tests.fakes import FakeLanguageModel
+
+    model, stop, failures = FakeLanguageModel(tokenizer), threading.Event(), []
+
+    def count_tokens():  # what fit_prompt does, on the pipeline's threads
+        while not stop.is_set():
+            tokenizer("a short turn", add_special_tokens=False)
+
+    threads = [threading.Thread(target=count_tokens) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(1000):
+            try:
+                [short, long] = generate(model, tokenizer, ["hi", "hello " * 200], 32)
+                assert short.text == long.text == model.reply
+            except Exception as exc:
+                failures.append(exc)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []

@@ -1,23 +1,21 @@
 """Fixtures of the end-to-end Discord tests: the real discord.py client, unchanged, talking to
-the emulator over loopback, in front of the real reply pipeline and worker and a real SQLite file
-migrated by Alembic. The language model is the fake one (fake_served) unless a test's assertions
+the emulator over loopback, in front of the real reply pipeline and worker and a real database
+migrated by Alembic (a SQLite file, or PostgreSQL for tests marked each_database). The language model is the fake one (fake_served) unless a test's assertions
 depend on what the model writes; then it passes the real one (served)."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 
-from bot.discord_front.client import InosukeBot
+from bot.discord_front.client import make_client
 from bot.service.pipeline import ChatPipeline
 from bot.service.runtime import Runtime
 from bot.service.worker import ModelWorker
 from core.db.database import make_engine, sessions
 from core.db.history import History
 from core.settings import DiscordSettings
-from tests.conftest import sqlite_path
 from tests.discord_front.emulator import CHANNELS, ENABLED, MEMBERS, OTHER_BOT, Emulator
 
 DEFAULT_SETTINGS = DiscordSettings(enabled_channels=[ENABLED], bot_allowlist=[OTHER_BOT])
@@ -48,17 +46,19 @@ def make_runtime(db_url, persona):
 
 @pytest.fixture
 def run_bot(monkeypatch):
-    """run_bot(runtime, body, settings) runs `body(emulator, client)` with the bot connected, then
-    closes everything; returns the emulator for inspection."""
+    """run_bot(runtime, body, settings, **world) runs `body(emulator, client)` with the bot
+    connected (sharded when settings.shard_count is set), then closes everything; returns the
+    emulator for inspection. `world` replaces the emulator's defaults (channels, users, guilds,
+    channel_guilds, recommended_shards)."""
 
-    def run(runtime: Runtime, body, settings: DiscordSettings = DEFAULT_SETTINGS) -> Emulator:
+    def run(runtime: Runtime, body, settings: DiscordSettings = DEFAULT_SETTINGS, **world) -> Emulator:
         emulator = None
 
         async def main():
             nonlocal emulator
-            emulator = await Emulator(channels=dict(CHANNELS), users=dict(MEMBERS)).start()
+            emulator = await Emulator(**({"channels": dict(CHANNELS), "users": dict(MEMBERS)} | world)).start()
             emulator.patch_discord(monkeypatch)
-            client = InosukeBot(runtime, settings)
+            client = make_client(runtime, settings)
             task = asyncio.create_task(client.start("emulated-token"))
             try:
                 ready = asyncio.create_task(client.wait_until_ready())
@@ -78,14 +78,3 @@ def run_bot(monkeypatch):
         return emulator
 
     return run
-
-
-@pytest.fixture
-def db_rows(db_url):
-    """db_rows(sql) -> the rows of a query on the test's database."""
-
-    def query(sql: str) -> list[tuple]:
-        with sqlite3.connect(sqlite_path(db_url)) as db:
-            return db.execute(sql).fetchall()
-
-    return query

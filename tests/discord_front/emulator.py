@@ -2,6 +2,13 @@
 websocket (HELLO, IDENTIFY -> READY + GUILD_CREATE, heartbeats, RESUME, dispatches), served by
 aiohttp on loopback, so that the real discord.py client runs unchanged against it.
 
+Shards as Discord runs them: `GET /gateway/bot` recommends `recommended_shards`; each IDENTIFY
+names its shard ([shard_id, shard_count]) and opens one session; a guild belongs to shard
+`(guild_id >> 22) % shard_count`, and its GUILD_CREATE and every event in it go to that shard's
+session only (events outside a guild, to shard 0). An IDENTIFY without a shard is shard 0 of 1.
+Several guilds: `guilds` (id -> name) and `channel_guilds` (channel -> guild; GUILD_ID when not
+listed).
+
 Point discord.py at it with `emulator.patch_discord()` (Route.BASE and
 DiscordWebSocket.DEFAULT_GATEWAY). Tests make users talk with `user_says(...)` and read what the
 bot posted with `wait_for_bot_message(...)`; `drop_gateway()` and `rate_limit_next(n)` inject
@@ -22,9 +29,10 @@ from aiohttp import WSMsgType, web
 
 BOT_ID = 900_000_000_000_000_001
 APP_ID = 900_000_000_000_000_002
-GUILD_ID = 900_000_000_000_000_010
+GUILD_ID = 900_000_000_000_000_010  # on shard 1 of 2: (GUILD_ID >> 22) % 2 == 1
+SECOND_GUILD = GUILD_ID + (1 << 22)  # on shard 0 of 2
 EVERYONE_ROLE = GUILD_ID
-MOD_ROLE = 900_000_000_000_000_020  # a role a server may configure as moderators
+MOD_ROLE = 900_000_000_000_000_020  # a role a server may configure as moderators (in GUILD_ID)
 # Channel permissions in interaction payloads: view, send, read history; moderators add Manage Messages.
 MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16)
 MANAGE_MESSAGES = 1 << 13
@@ -80,14 +88,38 @@ class InteractionResponse:
         return bool(self.data.get("flags", 0) & EPHEMERAL)
 
 
+def shard_of(guild_id: int | None, shard_count: int) -> int:
+    """Discord's rule: which shard receives a guild's events (DMs go to shard 0)."""
+    return 0 if guild_id is None else (guild_id >> 22) % shard_count
+
+
+@dataclass
+class GatewaySession:
+    """One IDENTIFY: a shard's session, its own sequence numbers and the events kept for RESUME."""
+
+    id: str
+    shard: tuple[int, int]  # (shard_id, shard_count)
+    socket: web.WebSocketResponse | None
+    sequence: int = 0
+    events: list[tuple[int, str, dict]] = field(default_factory=list)
+    guilds: list[int] = field(default_factory=list)  # the guilds sent to this shard
+
+    def serves(self, guild_id: int | None) -> bool:
+        return shard_of(guild_id, self.shard[1]) == self.shard[0]
+
+
 @dataclass
 class Emulator:
     channels: dict[int, str] = field(default_factory=dict)
     users: dict[int, str] = field(default_factory=dict)
+    guilds: dict[int, str] = field(default_factory=lambda: {GUILD_ID: "Butterfly Mansion"})
+    channel_guilds: dict[int, int] = field(default_factory=dict)  # channel -> guild (GUILD_ID when absent)
+    recommended_shards: int = 1  # what GET /gateway/bot answers
     posted: list[PostedMessage] = field(default_factory=list)
     typing: list[int] = field(default_factory=list)
     identifies: int = 0
     resumes: int = 0
+    sessions: list[GatewaySession] = field(default_factory=list)  # every IDENTIFY, in order
     synced: dict[str, list[dict]] = field(default_factory=dict)  # "global" or a guild id -> commands
 
     def __post_init__(self):
@@ -97,6 +129,7 @@ class Emulator:
             web.get("/api/v10/users/@me", self.me),
             web.get("/api/v10/oauth2/applications/@me", self.application),
             web.get("/api/v10/gateway", self.gateway_url),
+            web.get("/api/v10/gateway/bot", self.gateway_bot),
             web.post("/api/v10/channels/{channel_id}/messages", self.create_message),
             web.post("/api/v10/channels/{channel_id}/typing", self.trigger_typing),
             web.put("/api/v10/applications/{app_id}/commands", self.sync_commands),
@@ -108,9 +141,6 @@ class Emulator:
         self._responses: dict[str, asyncio.Future] = {}  # interaction id -> InteractionResponse
         self._interaction_messages: dict[str, dict] = {}  # messages created by interaction responses
         self._sockets: list[web.WebSocketResponse] = []
-        self._events: list[tuple[int, str, dict]] = []  # (sequence, type, data) for RESUME replays
-        self._sequence = 0
-        self._session = "emulated-session"
         self._rate_limited = 0
         self._posted_event = asyncio.Event()
         self.rate_limited_hits = 0
@@ -154,6 +184,10 @@ class Emulator:
 
     async def gateway_url(self, request: web.Request) -> web.Response:
         return json_reply({"url": f"ws://127.0.0.1:{self.port}/gateway"})
+
+    async def gateway_bot(self, request: web.Request) -> web.Response:
+        return json_reply({"url": f"ws://127.0.0.1:{self.port}/gateway", "shards": self.recommended_shards,
+                           "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}})
 
     async def trigger_typing(self, request: web.Request) -> web.Response:
         self.typing.append(int(request.match_info["channel_id"]))
@@ -226,35 +260,54 @@ class Emulator:
                 if op == 1:
                     await socket.send_json({"op": 11})
                 elif op == 2:
-                    self.identifies += 1
-                    await self.send_dispatch(socket, "READY", {
-                        "v": 10, "user": user_json(BOT_ID, "Inosuke", bot=True), "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
-                        "session_id": self._session, "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway",
-                        "application": {"id": str(APP_ID), "flags": 0}, "private_channels": [], "relationships": [],
-                    })
-                    await self.send_dispatch(socket, "GUILD_CREATE", self.guild_json())
+                    await self.identify(socket, message["d"])
                 elif op == 6:
-                    self.resumes += 1
-                    missed = [e for e in self._events if e[0] > (message["d"].get("seq") or 0)]
-                    for sequence, event, data in missed:
-                        await socket.send_json({"op": 0, "s": sequence, "t": event, "d": data})
-                    await self.send_dispatch(socket, "RESUMED", {})
+                    await self.resume(socket, message["d"])
         finally:
             if socket in self._sockets:
                 self._sockets.remove(socket)
         return socket
 
-    async def send_dispatch(self, socket, event: str, data: dict) -> None:
-        self._sequence += 1
-        await socket.send_json({"op": 0, "s": self._sequence, "t": event, "d": data})
+    async def identify(self, socket, payload: dict) -> None:
+        self.identifies += 1
+        shard = tuple(payload.get("shard") or (0, 1))
+        session = GatewaySession(f"emulated-session-{len(self.sessions) + 1}", shard, socket)
+        session.guilds = [g for g in self.guilds if session.serves(g)]
+        # A new IDENTIFY for a shard replaces its earlier session, as on Discord.
+        self.sessions = [s for s in self.sessions if s.shard != shard] + [session]
+        await self.send_dispatch(session, "READY", {
+            "v": 10, "user": user_json(BOT_ID, "Inosuke", bot=True), "shard": list(shard),
+            "guilds": [{"id": str(g), "unavailable": True} for g in session.guilds],
+            "session_id": session.id, "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway",
+            "application": {"id": str(APP_ID), "flags": 0}, "private_channels": [], "relationships": [],
+        })
+        for guild in session.guilds:
+            await self.send_dispatch(session, "GUILD_CREATE", self.guild_json(guild))
+
+    async def resume(self, socket, payload: dict) -> None:
+        self.resumes += 1
+        session = next((s for s in self.sessions if s.id == payload.get("session_id")), None)
+        if session is None:
+            await socket.send_json({"op": 9, "d": False})  # invalid session: identify again
+            return
+        session.socket = socket
+        for sequence, event, data in [e for e in session.events if e[0] > (payload.get("seq") or 0)]:
+            await socket.send_json({"op": 0, "s": sequence, "t": event, "d": data})
+        await self.send_dispatch(session, "RESUMED", {})
+
+    async def send_dispatch(self, session: GatewaySession, event: str, data: dict) -> None:
+        session.sequence += 1
+        await session.socket.send_json({"op": 0, "s": session.sequence, "t": event, "d": data})
 
     async def dispatch(self, event: str, data: dict) -> None:
-        """Send an event to the connected client; kept for replay if the client is away."""
-        self._sequence += 1
-        self._events.append((self._sequence, event, data))
-        for socket in list(self._sockets):
-            if not socket.closed:
-                await socket.send_json({"op": 0, "s": self._sequence, "t": event, "d": data})
+        """Send an event to the session of the shard its guild belongs to; kept there for replay
+        if the client is away."""
+        guild = int(data["guild_id"]) if data.get("guild_id") else None
+        for session in [s for s in self.sessions if s.serves(guild)][-1:]:
+            session.sequence += 1
+            session.events.append((session.sequence, event, data))
+            if session.socket is not None and not session.socket.closed:
+                await session.socket.send_json({"op": 0, "s": session.sequence, "t": event, "d": data})
 
     async def drop_gateway(self) -> None:
         """Close the gateway connection abnormally, as Discord does now and then."""
@@ -267,15 +320,20 @@ class Emulator:
                 await asyncio.sleep(0.05)
 
     # ---- the world -------------------------------------------------------------------------
-    def guild_json(self) -> dict:
+    def guild_of(self, channel_id: int) -> int:
+        return self.channel_guilds.get(channel_id, GUILD_ID)
+
+    def guild_json(self, guild_id: int = GUILD_ID) -> dict:
+        mod_role = MOD_ROLE if guild_id == GUILD_ID else guild_id + 10
+        channels = [(cid, name) for cid, name in self.channels.items() if self.guild_of(cid) == guild_id]
         return {
-            "id": str(GUILD_ID), "name": "Butterfly Mansion", "icon": None, "owner_id": str(next(iter(self.users), BOT_ID)),
-            "roles": [{"id": str(EVERYONE_ROLE), "name": "@everyone", "permissions": "2248473465835073", "position": 0,
+            "id": str(guild_id), "name": self.guilds[guild_id], "icon": None, "owner_id": str(next(iter(self.users), BOT_ID)),
+            "roles": [{"id": str(guild_id), "name": "@everyone", "permissions": "2248473465835073", "position": 0,
                        "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
-                      {"id": str(MOD_ROLE), "name": "Hashira", "permissions": "0", "position": 1,
+                      {"id": str(mod_role), "name": "Hashira", "permissions": "0", "position": 1,
                        "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}],
-            "channels": [{"id": str(cid), "type": 0, "name": name, "position": i, "permission_overwrites": [], "guild_id": str(GUILD_ID)}
-                         for i, (cid, name) in enumerate(self.channels.items())],
+            "channels": [{"id": str(cid), "type": 0, "name": name, "position": i, "permission_overwrites": [], "guild_id": str(guild_id)}
+                         for i, (cid, name) in enumerate(channels)],
             "members": [{"user": user_json(uid, name), "roles": [], "joined_at": now_iso(), "deaf": False, "mute": False, "flags": 0}
                         for uid, name in self.users.items()]
                        + [{"user": user_json(BOT_ID, "Inosuke", bot=True), "roles": [], "joined_at": now_iso(), "deaf": False, "mute": False, "flags": 0}],
@@ -286,15 +344,16 @@ class Emulator:
 
     def message_json(self, channel_id: int, author_id: int, author_name: str, content: str, *, bot: bool = False,
                      mentions: list[int] = (), reference: dict | None = None) -> dict:
+        guild = str(self.guild_of(channel_id))
         message = {
-            "id": str(snowflake()), "channel_id": str(channel_id), "guild_id": str(GUILD_ID),
+            "id": str(snowflake()), "channel_id": str(channel_id), "guild_id": guild,
             "author": user_json(author_id, author_name, bot), "member": {"roles": [], "joined_at": now_iso(), "deaf": False, "mute": False, "flags": 0},
             "content": content, "timestamp": now_iso(), "edited_timestamp": None, "tts": False,
             "mention_everyone": False, "mentions": [user_json(m, self.users.get(m, "Inosuke"), m == BOT_ID) for m in mentions],
             "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "type": 0, "flags": 0, "components": [],
         }
         if reference:
-            message["message_reference"] = {**reference, "channel_id": str(channel_id), "guild_id": str(GUILD_ID)}
+            message["message_reference"] = {**reference, "channel_id": str(channel_id), "guild_id": guild}
             original = next((p for p in self.posted if str(p.id) == str(reference.get("message_id"))), None)
             if original is not None:
                 message["referenced_message"] = self.message_json(channel_id, BOT_ID, "Inosuke", original.content, bot=True) | {"id": str(original.id)}
@@ -319,14 +378,15 @@ class Emulator:
                        moderator: bool = False, roles: list[int] = (), timeout: float = 60) -> InteractionResponse:
         """Send an INTERACTION_CREATE and wait for the bot's callback."""
         interaction_id = str(snowflake())
+        guild = str(self.guild_of(channel_id))
         payload = {
             "id": interaction_id, "application_id": str(APP_ID), "type": kind, "data": data, "token": f"token-{interaction_id}",
-            "version": 1, "guild_id": str(GUILD_ID), "channel_id": str(channel_id),
-            "channel": {"id": str(channel_id), "type": 0, "guild_id": str(GUILD_ID), "name": self.channels.get(channel_id, "channel"),
+            "version": 1, "guild_id": guild, "channel_id": str(channel_id),
+            "channel": {"id": str(channel_id), "type": 0, "guild_id": guild, "name": self.channels.get(channel_id, "channel"),
                         "position": 0, "permission_overwrites": []},
             "member": self.member_json(user_id, moderator=moderator, roles=roles), "locale": "en-US", "guild_locale": "en-US",
             "app_permissions": str((1 << 53) - 1), "entitlements": [], "attachment_size_limit": 8 << 20,
-            "authorizing_integration_owners": {"0": str(GUILD_ID)}, "context": 0,
+            "authorizing_integration_owners": {"0": guild}, "context": 0,
         }
         if message is not None:
             payload["message"] = message
@@ -344,12 +404,12 @@ class Emulator:
 
     async def slash(self, channel_id: int, user_id: int, name: str, options: dict | None = None, **member) -> InteractionResponse:
         kinds = {bool: 5, int: 4, str: 3}
-        data = {"id": self.command_id(name), "name": name, "type": 1, "guild_id": str(GUILD_ID),
+        data = {"id": self.command_id(name), "name": name, "type": 1, "guild_id": str(self.guild_of(channel_id)),
                 "options": [{"name": k, "type": kinds[type(v)], "value": v} for k, v in (options or {}).items()]}
         return await self.interact(2, channel_id, user_id, data, **member)
 
     async def context_menu(self, channel_id: int, user_id: int, name: str, target: dict, **member) -> InteractionResponse:
-        data = {"id": self.command_id(name), "name": name, "type": 3, "guild_id": str(GUILD_ID), "target_id": target["id"],
+        data = {"id": self.command_id(name), "name": name, "type": 3, "guild_id": str(self.guild_of(channel_id)), "target_id": target["id"],
                 "resolved": {"messages": {target["id"]: target}}}
         return await self.interact(2, channel_id, user_id, data, **member)
 

@@ -139,3 +139,22 @@ def test_a_restart_keeps_history_and_working_buttons(make_runtime, run_bot, fake
     assert "Crimson Fang" in second.prompts[0] and "What is my sword called?" in second.prompts[0]
     first_reply = db_rows("select min(id) from messages where by_bot")[0][0]
     assert db_rows("select message_id, user_id, score, via from ratings") == [(first_reply, ZENITSU, 1, "button")]
+
+
+def test_the_same_message_delivered_twice_is_answered_once(make_runtime, run_bot, fake_served, db_rows, caplog):
+    """A gateway event can arrive twice (replayed after a reconnect, or seen by two processes that
+    run the same shard by mistake): it is stored and answered once."""
+    runtime = make_runtime(fake_served)
+
+    async def body(emulator, client):
+        said = await emulator.user_says(GENERAL, TANJIRO, "Only once!", mention_bot=True)
+        await emulator.wait_for_bot_message(GENERAL)
+        await emulator.dispatch("MESSAGE_CREATE", said)
+        await emulator.user_says(GENERAL, TANJIRO, "And this one?", mention_bot=True)
+        await emulator.wait_for_bot_message(GENERAL, after=1)
+        await asyncio.sleep(0.5)
+        assert [p.channel_id for p in emulator.posted] == [GENERAL, GENERAL]
+
+    run_bot(runtime, body)
+    assert db_rows("select content from messages where not by_bot order by id") == [("Only once!",), ("And this one?",)]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []  # expected, not a failure

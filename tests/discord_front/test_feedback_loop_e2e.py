@@ -22,7 +22,7 @@ from bot.service.adapter_follower import AdapterFollower
 from core.settings import ServingSettings
 from core.registry import versions
 from bot.service.pipeline import TRAINING_IN_THE_MOUNTAINS
-from core.db.database import connect, connect_sync, upgrade
+from core.db.database import connect, connect_sync
 from core.db.history import History
 from core.paths import PROJECT_ROOT
 from core.prompt import generation_prompt
@@ -47,6 +47,7 @@ def copy_version(source, registry, name):
     return target
 
 
+@pytest.mark.each_database
 def test_rated_replies_become_samples_with_the_bots_own_context_and_opted_out_lines_nowhere(
         make_runtime, run_bot, fake_served, db_rows, db_url, tokenizer, persona):
     runtime = make_runtime(fake_served)
@@ -106,12 +107,11 @@ def test_rated_replies_become_samples_with_the_bots_own_context_and_opted_out_li
 # ---- retrain, gate, promotion, records ----------------------------------------------------
 
 @pytest.fixture
-def loop_state(tmp_path, monkeypatch, model_cache, persona):
+def loop_state(tmp_path, monkeypatch, model_cache, persona, db_url):
     """A state folder and database for the trainer commands, with two approved replies."""
     monkeypatch.setenv("INOSUKE_STATE_DIR", str(tmp_path / "state"))
-    url = f"sqlite+aiosqlite:///{tmp_path / 'state' / 'inosuke.db'}"
+    url = db_url
     monkeypatch.setenv("INOSUKE_DATABASE_URL", url)
-    upgrade(url)
 
     async def seed():
         async with connect(url) as sessions:
@@ -134,6 +134,7 @@ PERMISSIVE_GATE = GateSettings(min_style_gain=-1.0, max_failure_rate_increase=1.
 
 
 @pytest.mark.training
+@pytest.mark.each_database
 def test_retrain_dry_run_then_promotes_a_better_candidate_and_rejects_a_worse_one(loop_state, capsys):
     from core.db.training_runs import all_runs
     from trainer.retrain import RetrainSettings, retrain
@@ -170,6 +171,7 @@ def test_retrain_dry_run_then_promotes_a_better_candidate_and_rejects_a_worse_on
     assert any("Lord Inosuke doesn't know that word" in p.read_text() for p in samples)
 
 
+@pytest.mark.each_database
 def test_the_lock_stops_a_second_run_and_a_killed_training_changes_nothing(loop_state, trained_adapter, tmp_path):
     from core.db.training_runs import all_runs
     from trainer.cli.feedback import EXIT_ALREADY_RUNNING

@@ -1,14 +1,19 @@
 """End to end, rating and the other commands: 👍/👎 buttons and /rate store ratings (one per
 user per reply, changeable), moderators approve or reject (by permission or configured role,
 by command or message context menu), /reset, /forget-me with its confirmation, /inosuke, and
-the command sync. Real discord.py client, emulator over loopback, real SQLite; none of these
-assertions depends on the model's text, so the fake language model answers."""
+the command sync. Real discord.py client, emulator over loopback, a real database (each test on
+SQLite and on PostgreSQL); none of these assertions depends on the model's text, so the fake
+language model answers."""
 
 from __future__ import annotations
+
+import pytest
 
 from core.settings import DiscordSettings
 from bot.discord_front.commands import BAD_MESSAGE_REF, NOT_A_MODERATOR, NO_REPLY_YET, RESET_DONE
 from tests.discord_front.emulator import GENERAL, GUILD_ID, MOD_ROLE, TANJIRO, TRAINING, ZENITSU
+
+pytestmark = pytest.mark.each_database
 
 COMMANDS = {"rate", "approve", "reset", "forget-me", "inosuke", "Approve for training", "Reject for training"}
 
@@ -88,7 +93,7 @@ def test_moderators_approve_or_reject_and_reset_and_status(make_runtime, run_bot
     assert set(emulator.synced) == {str(GUILD_ID)} and COMMANDS <= {c["name"] for c in emulator.synced[str(GUILD_ID)]}
     first_id, second_id = [r[0] for r in db_rows("select id from messages where by_bot order by id")][:2]
     assert db_rows("select message_id, approved, moderator_id from approvals order by message_id") == [
-        (first_id, 0, ZENITSU), (second_id, 1, TANJIRO)]
+        (first_id, False, ZENITSU), (second_id, True, TANJIRO)]
     assert "wisteria" in runtime.prompts[1] and "wisteria" not in runtime.prompts[2]
     assert db_rows("select count(*) from messages where content like '%wisteria%'") == [(1,)]  # hidden, not deleted
 

@@ -13,23 +13,10 @@ from trainer.qlora import make_trainer
 pytestmark = pytest.mark.model
 
 
-def rows(persona, n):
-    from trainer.dataset.records import Origin, Record
-    from trainer.dataset.transcript import record_turns
-    from core.prompt import chat_messages
-
-    questions = ["Who are you?", "Fight me!", "What is 2 plus 2?", "Where is Tanjiro?", "Tempura?", "Good morning!"]
-    answers = ["LORD INOSUKE!", "HAH! Gladly!", "Four! Easy!", "Doing laundry!", "TEMPURA!", "MORNING!"]
-    out = []
-    for q, a in list(zip(questions, answers))[:n]:
-        record = Record(q, "", a, "test", Origin("t.jsonl", 1), chat_messages(persona, record_turns(q, "", a, persona)))
-        out.append({**record.to_json()})
-    return out
-
-
-def test_packed_rows_hold_several_samples_without_padding(persona, tokenizer, model_cache, tmp_path):
-    profile = load_profile("smollm2-cpu", ["batch_size=2", "max_seq_len=512"])
-    samples = rows(persona, 6)
+def test_packed_rows_hold_several_samples_without_padding(persona_samples, tokenizer, model_cache, tmp_path):
+    """TRL's packing, the path with `shared_card: false` (trainer/card_packing.py is the default)."""
+    profile = load_profile("smollm2-cpu", ["batch_size=2", "max_seq_len=512", "shared_card=false"])
+    samples = persona_samples(6)
     trainer = make_trainer(load_model(EMBEDDED_SPEC, "nf4"), tokenizer, samples, samples[:2], profile, str(tmp_path))
     batch = next(iter(trainer.get_train_dataloader()))
     assert "attention_mask" not in batch and batch["input_ids"].shape[0] == 1  # one flat row, no padding
@@ -42,9 +29,9 @@ def test_packed_rows_hold_several_samples_without_padding(persona, tokenizer, mo
     assert batch["input_ids"].shape[1] <= 2 * profile.max_seq_len and batch["input_ids"].shape[1] >= sum(lengths[:3])
 
 
-def test_packed_loss_equals_the_samples_apart(persona, tokenizer, model_cache):
+def test_packed_loss_equals_the_samples_apart(persona_samples, tokenizer, model_cache):
     model = load_model(EMBEDDED_SPEC, "none")
-    encoded = [encode(tokenizer, s, "chat") for s in rows(persona, 3)]
+    encoded = [encode(tokenizer, s, "chat") for s in persona_samples(3)]
     collate = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)
     packed = collate([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in encoded])
     with torch.no_grad():

@@ -62,17 +62,30 @@ def test_qwen_plan_fits_6_gb_with_every_term():
     assert (arch.hidden, arch.layers, arch.vocab, arch.kv_heads) == (2048, 36, 151_936, 2)
     plan = estimate(profile, arch, on_gpu=True)
     names = [name for name, _, _ in plan.terms]
-    for term in ("base weights, projections (NF4)", "LoRA weights", "optimizer state", "activations", "logits over the vocabulary"):
+    for term in ("base weights, projections (NF4)", "LoRA weights", "optimizer state", "activations", "loss: fused LM head (TRL)"):
         assert term in names
     assert plan.fits and plan.total < 6 * GIB
-    logits = dict((n, b) for n, b, _ in plan.terms)["logits over the vocabulary"]
-    assert logits == pytest.approx(1024 * 151_936 * 10)
+    # The loss never holds the 1,024 x 151,936 logits (1.45 GiB): one 1,024 x 32,768 bf16 tile, the
+    # scored hidden states (bf16 copy, fp32 gradient and its bf16 cast) and seven fp32 statistics a token.
+    loss, how = next((b, h) for n, b, h in plan.terms if n == "loss: fused LM head (TRL)")
+    assert loss == 1024 * 32_768 * 2 + 1024 * 2048 * 8 + 1024 * 28
+    assert loss < 0.1 * GIB and "the full logits would be 1.45 GiB" in how
+
+
+def test_the_plan_counts_the_fused_head_tiles_of_the_installed_trl():
+    from trl.kernels.chunked_logprob import TOKEN_CHUNK_SIZE
+    from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
+
+    from trainer.plan import FUSED_TOKENS, FUSED_VOCAB
+
+    assert (FUSED_TOKENS, FUSED_VOCAB) == (TOKEN_CHUNK_SIZE, _CHUNKED_LOGPROB_CHUNK_SIZE)
 
 
 def test_plan_responds_to_the_profile():
     arch = Architecture.from_config(model_config("Qwen/Qwen2.5-3B-Instruct"))
     base = estimate(load_profile("qwen2.5-3b-6gb"), arch, on_gpu=True)
-    longer = estimate(load_profile("qwen2.5-3b-6gb", ["max_seq_len=4096"]), arch, on_gpu=True)
+    # With the fused loss 4,096 tokens a row would fit; 16,384 would not (activations).
+    longer = estimate(load_profile("qwen2.5-3b-6gb", ["max_seq_len=16384"]), arch, on_gpu=True)
     no_checkpointing = estimate(load_profile("qwen2.5-3b-6gb", ["gradient_checkpointing=false"]), arch, on_gpu=True)
     full_precision = estimate(load_profile("qwen2.5-3b-6gb", ["quantization=none"]), arch, on_gpu=True)
     assert not longer.fits and not no_checkpointing.fits and not full_precision.fits

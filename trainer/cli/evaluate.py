@@ -1,11 +1,10 @@
-"""python -m trainer eval --adapter A [--against B | --against base] [--limit N] [--set key=value]"""
+"""python -m trainer eval --adapter A [--against B | --against base] [--heldout DIR] [--limit N] [--set key=value]"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from core.paths import DEFAULT_CARD
 from trainer.evaluation.compare import DEFAULT_EVAL_CONFIG
 
 
@@ -17,7 +16,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N items of each part (a quick look)")
     parser.add_argument("--config", type=Path, default=DEFAULT_EVAL_CONFIG, help="evaluation settings and gate thresholds")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--card", type=Path, default=DEFAULT_CARD, help="persona card")
+    parser.add_argument("--card", type=Path, default=None, help="persona card (default: the one the adapter was trained with)")
+    parser.add_argument("--heldout", type=Path, default=None,
+                        help="held-out folder (default: evals/ for its own character, else the adapter's eval split)")
     parser.set_defaults(func=run)
 
 
@@ -25,5 +26,6 @@ def run(args: argparse.Namespace) -> int:
     from trainer.evaluation.compare import compare, load_eval_settings, print_comparison
 
     settings = load_eval_settings(args.config, args.overrides)
-    print_comparison(compare(args.adapter, args.against, card_path=args.card, settings=settings, limit=args.limit, out=args.out))
+    print_comparison(compare(args.adapter, args.against, card_path=args.card, heldout=args.heldout, settings=settings,
+                             limit=args.limit, out=args.out))
     return 0

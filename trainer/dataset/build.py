@@ -8,7 +8,16 @@ from pathlib import Path
 from rich.console import Console
 
 from core.model_resolver import EMBEDDED_SPEC
-from core.paths import DATA_DIR, DEFAULT_CARD, state_dir
+from core.paths import DATA_DIR, DEFAULT_CARD, PROJECT_ROOT, state_dir
+
+DEFAULT_QUALITY_CONFIG = PROJECT_ROOT / "config" / "data_quality.yaml"
+
+
+def load_quality_settings(path: Path = DEFAULT_QUALITY_CONFIG, overrides: list[str] = ()):
+    from core.config import build as build_settings, values_with_overrides
+    from trainer.dataset.quality import QualitySettings
+
+    return build_settings(QualitySettings, values_with_overrides(path, overrides, "max_reply_uses=5", required=False), str(path))
 
 
 def token_counter(tokenizer):
@@ -22,10 +31,11 @@ def token_counter(tokenizer):
 
 def build(data: Path = DATA_DIR, card: Path = DEFAULT_CARD, out: Path | None = None, *, model: str = EMBEDDED_SPEC,
           max_tokens: int | None = None, eval_fraction: float = 0.05, seed: int = 0, rejects: Path | None = None,
-          console: Console | None = None):
+          quality=None, console: Console | None = None):
     """Ingest, validate, de-duplicate and split `data` for `card`, write the dataset to `out`
     (default state/dataset), print its statistics and draw its chart. Samples are measured with
-    `model`'s tokenizer against `max_tokens` (default: the model's context)."""
+    `model`'s tokenizer against `max_tokens` (default: the model's context). With `quality`
+    (QualitySettings), the data-quality report is printed and saved beside the dataset."""
     from core.errors import UserError
     from core.model_resolver import context_length, load_tokenizer
     from core.persona import load_card
@@ -55,4 +65,11 @@ def build(data: Path = DATA_DIR, card: Path = DEFAULT_CARD, out: Path | None = N
     else:
         console.print("validation errors: 0")
     console.print(f"wrote {out}/train.jsonl, eval.jsonl, dataset.json, composition.png")
+    if quality is not None:
+        from trainer.dataset.quality import assess, print_report, write_report
+
+        report = assess(result.train + result.eval, quality)
+        print_report(report, console)
+        write_report(report, out)
+        console.print(f"data quality: {len(report.warnings)} warning(s); wrote {out}/quality.md, quality.json, quality.png")
     return result

@@ -51,22 +51,53 @@ class Comparison:
     seconds: float
 
 
-def compare(adapter: str, against: str, *, card_path: Path = DEFAULT_CARD, settings: EvalSettings | None = None,
-            limit: int | None = None, out: Path | None = None) -> Comparison:
-    """Evaluate `adapter` and `against` on the same held-out set; the gate's verdict on
-    `adapter` replacing `against`; the report written."""
+def card_of(adapter_path: Path) -> Path:
+    """The persona card the adapter was trained with (its manifest's profile), else the project's."""
+    import json
+
+    from core.paths import project_path
+
+    manifest = json.loads((adapter_path / "manifest.json").read_text())
+    card = (manifest.get("profile") or {}).get("card")
+    return project_path(card) if card else DEFAULT_CARD
+
+
+def heldout_for(adapter_path: Path, card, heldout: Path | None):
+    """The held-out set for this adapter's character: `heldout` when given; evals/ when it was
+    written for this character; else the adapter's own eval split (never trained on)."""
+    from core.errors import UserError
+    from core.registry import EVAL_SPLIT
+    from trainer.evaluation.heldout import EVALS_DIR, folder_character, heldout_from_split, load_heldout
+
+    if heldout is not None:
+        return load_heldout(card, heldout)
+    if folder_character(EVALS_DIR) == card.name:
+        return load_heldout(card, EVALS_DIR)
+    split = adapter_path / EVAL_SPLIT
+    if not split.is_file():
+        raise UserError(f"no held-out set for {card.name}: evals/ is {folder_character(EVALS_DIR)}'s and {adapter_path} "
+                        f"has no {EVAL_SPLIT}; pass --heldout DIR (see evals/README.md for its files)")
+    return heldout_from_split(split, card)
+
+
+def compare(adapter: str, against: str, *, card_path: Path | None = None, heldout: Path | None = None,
+            settings: EvalSettings | None = None, limit: int | None = None, out: Path | None = None) -> Comparison:
+    """Evaluate `adapter` and `against` (another adapter, or "base") on the same held-out set (see
+    heldout_for) with the character's card (default: the one `adapter` was trained with); the
+    gate's verdict on `adapter` replacing `against`; the report written."""
     from core.persona import load_card
-    from trainer.evaluation.heldout import load_heldout
+    from core.registry import find_adapter
     from trainer.evaluation.report import write_report
     from trainer.evaluation.style import StyleScorer
 
     started = time.perf_counter()
     settings = settings or load_eval_settings()
-    card = load_card(card_path)
-    heldout = load_heldout(card).limited(limit)
+    adapter_path = find_adapter(adapter)
+    card = load_card(card_path or card_of(adapter_path))
+    held = heldout_for(adapter_path, card, heldout).limited(limit)
     scorer = StyleScorer()
-    a = evaluate_side(adapter, None, card, heldout, scorer, settings)
-    b = evaluate_side(against, adapter, card, heldout, scorer, settings)
+    a = evaluate_side(adapter, None, card, held, scorer, settings)
+    b = evaluate_side(against, adapter, card, held, scorer, settings)
     decision = decide(gate_metrics(a), gate_metrics(b), settings.gate)
     out = out or state_dir() / "evals" / f"{a['label']}-vs-{b['label']}"
     report = write_report(a, b, out, decision)

@@ -105,6 +105,15 @@ def evaluate_model(label: str, model, tokenizer, card: PersonaCard, prompt_forma
             scripts[i]["turns"].append(row)
             histories[i].append(Turn(row["reply"] or "...", by_persona=True))  # his own words, as the bot feeds them back
     turns = [t for s in scripts for t in s["turns"]]
+    if not heldout.scripts:
+        # No scripted conversations for this character: its multi-turn samples (context given, real
+        # reply as reference) pass the same way a scripted turn does.
+        for item, row in zip(heldout.persona, persona):
+            if len(item.context) > 1:
+                row["passed"] = not row["failed"] and row["style"] >= settings.turn_style_min
+        turns_scored = [row for item, row in zip(heldout.persona, persona) if len(item.context) > 1]
+    else:
+        turns_scored = turns
 
     return {
         "label": label,
@@ -115,7 +124,8 @@ def evaluate_model(label: str, model, tokenizer, card: PersonaCard, prompt_forma
         "failure_rate": mean([float(r["failed"]) for r in persona + turns]),
         "failures": {k: mean([float(r["failures"][k]) for r in persona + turns]) for k in FAILURE_KINDS},
         "qa_accuracy": mean([float(r["correct"]) for r in qa]),
-        "multi_turn_score": mean([float(t["passed"]) for t in turns]),
+        "multi_turn_score": mean([float(t["passed"]) for t in turns_scored]),
+        "heldout": heldout.source,
         "multi_turn_style_by_turn": [mean([s["turns"][k]["style"] for s in scripts if k < len(s["turns"])])
                                      for k in range(max((len(s["turns"]) for s in scripts), default=0))],
         "persona": persona, "qa": qa, "scripts": scripts,

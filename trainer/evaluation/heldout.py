@@ -1,4 +1,14 @@
-"""The fixed held-out set in evals/ (see evals/README.md), read and checked once."""
+"""The held-out set an adapter is evaluated on, read and checked once.
+
+- A held-out folder (evals/ for the project's character, or `--heldout DIR`): persona
+  conversations with reference replies, scripted multi-turn conversations, generic questions
+  and generic assistant lines (see evals/README.md). Its `character.json` names the character
+  its persona parts were written for.
+- For any other character, its own dataset's eval split (the samples the adapter was never
+  trained on, kept in the adapter folder as eval_split.jsonl): each sample's real last reply is
+  the reference; the generic parts (questions, assistant lines) come from evals/, since they do
+  not depend on the character.
+"""
 
 from __future__ import annotations
 
@@ -51,12 +61,13 @@ class HeldOut:
     qa: list[QAItem]
     scripts: list[Script]
     assistant_lines: list[str] = field(default_factory=list)
+    source: str = "evals/"  # where the persona parts came from, for the report
 
     def limited(self, n: int | None) -> HeldOut:
         """The first n of each part (for quick runs and tests)."""
         if n is None:
             return self
-        return HeldOut(self.persona[:n], self.qa[:n], self.scripts[:n], self.assistant_lines)
+        return HeldOut(self.persona[:n], self.qa[:n], self.scripts[:n], self.assistant_lines, self.source)
 
     def texts(self) -> set[str]:
         """Every prompt and reference, for checking that none leaks into training data."""
@@ -76,21 +87,63 @@ def read_json_lines(path: Path) -> list[dict]:
     return rows
 
 
+def folder_character(folder: Path) -> str | None:
+    """The character a held-out folder's persona parts were written for (character.json)."""
+    path = folder / "character.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["name"] if path.is_file() else None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: expected {{\"name\": \"...\"}} ({exc})") from None
+
+
+def persona_items(records, card: PersonaCard) -> list[PersonaItem]:
+    items = []
+    for record in records:
+        turns = record_turns(record.instruction, record.input, record.output, card)
+        items.append(PersonaItem(record.to_json(), turns[:-1], turns[-1].text))
+    return items
+
+
+def generic_parts(folder: Path) -> tuple[list[QAItem], list[str]]:
+    """The character-independent parts: generic questions with their answers, assistant lines."""
+    try:
+        qa = [QAItem(r["question"], tuple(r["answers"])) for r in read_json_lines(folder / "generic_qa.jsonl")]
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{folder / 'generic_qa.jsonl'}: a row lacks {exc}") from None
+    assistant = [line for _, line in json_lines((folder / "assistant_lines.txt").read_text(encoding="utf-8"))]
+    return qa, [line.strip() for line in assistant]
+
+
 def load_heldout(card: PersonaCard, folder: Path = EVALS_DIR) -> HeldOut:
     if not folder.is_dir():
         raise UserError(f"{folder}: the held-out evaluation set is missing")
+    written_for = folder_character(folder)
+    if written_for is not None and written_for != card.name:
+        raise UserError(f"{folder}: its persona conversations were written for {written_for}, not {card.name}; "
+                        f"evaluate with --heldout DIR (a folder for {card.name}), or without it to use the dataset's eval split")
     records, problems, _ = load_records([folder / "persona.jsonl"], card, None, None)
     if problems:
         raise UserError("held-out persona set: " + "; ".join(str(p) for p in problems[:5]))
-    persona = []
-    for record in records:
-        turns = record_turns(record.instruction, record.input, record.output, card)
-        persona.append(PersonaItem(record.to_json(), turns[:-1], turns[-1].text))
     try:
-        qa = [QAItem(r["question"], tuple(r["answers"])) for r in read_json_lines(folder / "generic_qa.jsonl")]
         scripts = [Script(r["name"], tuple(ScriptTurn(t["say"], t["reference"], tuple(t.get("expect", ()))) for t in r["turns"]))
-                   for r in read_json_lines(folder / "multi_turn.jsonl")]
+                   for r in read_json_lines(folder / "multi_turn.jsonl")] if (folder / "multi_turn.jsonl").is_file() else []
     except (KeyError, TypeError) as exc:
-        raise UserError(f"{folder}: a held-out QA or script row lacks {exc}") from None
-    assistant = [line.strip() for line in (folder / "assistant_lines.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
-    return HeldOut(persona, qa, scripts, assistant)
+        raise UserError(f"{folder}: a held-out script row lacks {exc}") from None
+    qa, assistant = generic_parts(folder if (folder / "generic_qa.jsonl").is_file() else EVALS_DIR)
+    return HeldOut(persona_items(records, card), qa, scripts, assistant, str(folder))
+
+
+def heldout_from_split(split: Path, card: PersonaCard) -> HeldOut:
+    """A character's own eval split (eval.jsonl as the data build writes it) as the persona part,
+    with the generic parts of evals/."""
+    from trainer.dataset.records import Origin, Record
+
+    records = []
+    for row in read_json_lines(split):
+        record = Record(row["instruction"], row["input"], row["output"], row["source"], Origin(str(split), 0), row["messages"])
+        records.append(record)
+    if not records:
+        raise UserError(f"{split}: the eval split is empty; evaluate with --heldout DIR")
+    qa, assistant = generic_parts(EVALS_DIR)
+    items = persona_items(records, card)
+    return HeldOut(items, qa, [], assistant, f"the eval split of {card.name}'s dataset ({len(items)} samples)")

@@ -85,7 +85,7 @@ def write_report(a: dict, b: dict, out: Path, decision: GateDecision | None = No
     charts = write_charts(a, b, out)
     A, B = a["label"], b["label"]
     lines = [f"# {A} vs {B}", "",
-             f"Held-out set: {len(a['persona'])} persona conversations, {len(a['qa'])} generic questions, "
+             f"Held-out set ({a.get('heldout', 'evals/')}): {len(a['persona'])} persona conversations, {len(a['qa'])} generic questions, "
              f"{len(a['scripts'])} scripted multi-turn conversations. Greedy decoding, at most "
              f"{a['settings']['max_new_tokens']} new tokens, seed {a['settings']['seed']}.", ""]
     if decision is not None:

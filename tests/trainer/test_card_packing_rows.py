@@ -1,0 +1,90 @@
+"""Shared-card packing without a model: what a packed row holds and what its mask lets each token
+see (the equivalence with samples run alone is in test_card_packing.py, on the real model)."""
+
+import torch
+
+from core.prompt import render_chat
+from trainer.card_packing import CARD, CardPackedCollator, Piece, attention_mask, pack, pack_samples, split_card
+from trainer.encode import IGNORE, encode
+
+
+def test_one_card_per_row_and_positions_that_continue_from_it(persona_samples, tokenizer):
+    samples = persona_samples(6, conversation=True)
+    encoded = [encode(tokenizer, s, "chat") for s in samples]
+    card = tokenizer(render_chat(tokenizer, samples[0]["messages"][:1]), add_special_tokens=False)["input_ids"]
+    rows = pack_samples(tokenizer, samples, encoded, "chat", 256)
+    assert len(card) > 100 and 2 <= len(rows) < len(samples)
+    # The card once per row instead of once per sample.
+    own = sum(len(e["input_ids"]) - len(card) for e in encoded)
+    assert sum(row.length for row in rows) == len(rows) * len(card) + own
+    seen = []
+    for row in rows:
+        columns = row.columns()
+        assert len(columns["input_ids"]) <= 256 and columns["input_ids"][: len(card)] == card
+        # The card once, then each sample without it.
+        assert columns["input_ids"][len(card):] == [t for p in row.pieces for t in p.input_ids]
+        assert all(p.input_ids[: len(card)] != card for p in row.pieces)
+        for number, piece in enumerate(row.pieces, start=1):
+            at = [i for i, s in enumerate(columns["segment_ids"]) if s == number]
+            assert [columns["position_ids"][i] for i in at] == list(range(len(card), len(card) + piece.own_length))
+            seen.append(list(card) + piece.input_ids)
+    # Every sample is in exactly one row, whole, and its labels are its own.
+    assert sorted(seen) == sorted(e["input_ids"] for e in encoded)
+    trained = sum(sum(label != IGNORE for label in e["labels"]) for e in encoded)
+    assert trained == sum(sum(label != IGNORE for label in row.columns()["labels"]) for row in rows)
+
+
+def test_rows_fill_best_fit_and_never_overflow(tokenizer):
+    card = tuple(range(10))
+    pieces = [Piece(card, [1] * n, [IGNORE] * n) for n in (30, 25, 20, 15, 10, 5, 5)]
+    rows = pack(pieces, 50)
+    assert [r.length for r in rows] == [50, 50, 40]  # 10-token card + 30+10 | 25+15 | 20+5+5
+    assert pack(pieces, 50)[0].pieces[0] is rows[0].pieces[0]  # deterministic: a resumed run sees the same rows
+
+
+def test_a_sample_shares_only_a_card_it_really_starts_with(tokenizer):
+    card = (5, 6, 7)
+    shared = split_card(card, {"input_ids": [5, 6, 7, 8, 9], "labels": [IGNORE, IGNORE, IGNORE, IGNORE, 9]})
+    assert shared.card == card and shared.input_ids == [8, 9] and shared.labels == [IGNORE, 9]
+    other = split_card(card, {"input_ids": [5, 6, 1, 8, 9], "labels": [IGNORE, IGNORE, IGNORE, IGNORE, 9]})
+    assert other.card == () and other.input_ids == [5, 6, 1, 8, 9]
+    # A trained token right after the card would, packed, be predicted from another sample: not shared.
+    trained_first = split_card(card, {"input_ids": [5, 6, 7, 8, 9], "labels": [IGNORE, IGNORE, IGNORE, 8, 9]})
+    assert trained_first.card == ()
+
+
+def test_alpaca_samples_have_no_card_and_pack_block_diagonally(persona_samples, tokenizer):
+    samples = persona_samples(3)
+    encoded = [encode(tokenizer, s, "alpaca") for s in samples]
+    rows = pack_samples(tokenizer, samples, encoded, "alpaca", 512)
+    assert len(rows) == 1 and rows[0].card == () and len(rows[0].pieces) == 3
+    columns = rows[0].columns()
+    starts = [i for i, p in enumerate(columns["position_ids"]) if p == 0]
+    assert len(starts) == 3 and all(columns["labels"][i] == IGNORE for i in starts)
+    mask = attention_mask(torch.tensor(columns["segment_ids"]), torch.zeros(len(columns["segment_ids"]), dtype=torch.long))[0, 0]
+    assert not mask[starts[1]:, : starts[1]].any()  # the second sample sees nothing of the first
+
+
+def test_mask_lets_a_sample_see_the_card_and_itself_only():
+    # card of 2 tokens, then sample 1 (2 tokens), sample 2 (2 tokens)
+    segments = torch.tensor([CARD, CARD, 1, 1, 2, 2])
+    mask = attention_mask(segments, torch.zeros(6, dtype=torch.long))[0, 0].int().tolist()
+    assert mask == [
+        [1, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0],
+        [1, 1, 1, 1, 0, 0],
+        [1, 1, 0, 0, 1, 0],
+        [1, 1, 0, 0, 1, 1],
+    ]
+    additive = attention_mask(segments, torch.zeros(6, dtype=torch.long), torch.float32)[0, 0]
+    assert additive[4, 2] == torch.finfo(torch.float32).min and additive[4, 1] == 0  # for eager attention
+
+
+def test_rows_of_a_micro_batch_see_only_their_own_card():
+    rows = [{"input_ids": [1, 2, 3], "labels": [IGNORE, IGNORE, 3], "position_ids": [0, 1, 2], "segment_ids": [CARD, CARD, 1]},
+            {"input_ids": [1, 2, 4], "labels": [IGNORE, IGNORE, 4], "position_ids": [0, 1, 2], "segment_ids": [CARD, CARD, 1]}]
+    batch = CardPackedCollator()(rows)
+    assert batch["input_ids"].tolist() == [[1, 2, 3, 1, 2, 4]] and batch["position_ids"].tolist() == [[0, 1, 2, 0, 1, 2]]
+    mask = batch["attention_mask"][0, 0]
+    assert mask.shape == (6, 6) and mask[5, 3:].tolist() == [True, True, True] and not mask[5, :3].any()

@@ -1,0 +1,52 @@
+"""Training on several processes: `accelerate launch` starts two CPU processes (gloo) of the
+real `python -m trainer train` on the embedded model; both train (data parallel), and exactly one
+adapter is published and put in service, by the main process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.paths import PROJECT_ROOT
+from core.registry import versions
+from core.serving_pointer import in_service
+from tools.local_postgres import free_port
+
+STEPS = 4
+
+
+@pytest.mark.training
+def test_two_processes_train_one_adapter_published_once(tmp_path, model_cache):
+    state = tmp_path / "state"
+    env = {**os.environ, "INOSUKE_STATE_DIR": str(state), "OMP_NUM_THREADS": "1"}
+    launch = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(free_port())]
+    done = subprocess.run([*launch, "-m", "trainer", "train", "--profile", "smollm2-cpu", "--set", f"max_steps={STEPS}",
+                           "--set", f"eval_every={STEPS}", "--set", "eval_max_samples=4"],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=580)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+
+    registry = state / "adapters"
+    [adapter] = versions(registry)  # one version: the second process published nothing
+    assert in_service(registry) == adapter and (adapter / "adapter_model.safetensors").is_file()
+    assert len(list((state / "runs").iterdir())) == 1  # one run folder, shared by both processes
+    training = json.loads((adapter / "manifest.json").read_text())["training"]
+    # Both processes stepped: a micro-batch per step each (batch_size 1, grad_accum 1).
+    assert (training["processes"], training["steps"], training["micro_batches"]) == (2, STEPS, 2 * STEPS)
+    assert output.count("adapter ") == 1 and output.count("eval loss before training") == 1  # the main process reports
+
+
+def test_retrain_refuses_to_run_on_several_processes(monkeypatch):
+    from core.errors import UserError
+    from trainer.retrain import RetrainSettings, retrain
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(UserError, match="trainer retrain runs in one process"):
+        retrain(RetrainSettings())
