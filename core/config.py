@@ -46,7 +46,10 @@ def build(cls: type[T], values: dict, where: str, prefix: str = "") -> T:
     missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise UserError(f"{where}: missing key '{prefix}{missing[0]}'")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a dataclass's own range check says "key: reason"
+        raise UserError(f"{where}: {prefix}{exc}") from None
 
 
 def convert(value: Any, hint: Any, where: str, key: str) -> Any:

@@ -1,5 +1,5 @@
 """How the next token is chosen: one value for the bot's config, the worker, evaluation and (later)
-a request to a remote engine.
+a request to a remote engine. Greedy when temperature is 0.
 
 The field names and meanings are those of vLLM's sampling parameters and of the OpenAI-compatible
 API (`temperature`, `top_p`, `min_p`, `repetition_penalty`, `seed`), so a Decoding can be sent
@@ -29,6 +29,7 @@ class Decoding:
     top_p: float = 1.0  # sample only among the likeliest tokens that hold this much probability (1: off)
     min_p: float = 0.0  # drop tokens less likely than min_p times the likeliest one (0: off)
     repetition_penalty: float = REPETITION_PENALTY  # > 1 makes tokens already in the prompt or reply less likely (1: off)
+    max_new_tokens: int = 160  # longest reply in tokens
     seed: int | None = None  # sampling only. None: a fresh random seed for every request (variety);
     #                          an int: each request's seed derives from it and the prompt (reproducible)
 
@@ -42,6 +43,8 @@ class Decoding:
             raise ValueError(f"min_p: must be at least 0 (off) and below 1, got {self.min_p}")
         if not 0.5 <= self.repetition_penalty <= 2.0:
             raise ValueError(f"repetition_penalty: must be between 0.5 and 2 (1: off), got {self.repetition_penalty}")
+        if not 1 <= self.max_new_tokens <= 4096:
+            raise ValueError(f"max_new_tokens: must be between 1 and 4096, got {self.max_new_tokens}")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise ValueError(f"seed: must be null or an integer from 0 to 2**63-1, got {self.seed}")
 

@@ -133,6 +133,7 @@ class BatchDecoder:
         self.mask = None  # [rows, columns]: 1 where a column holds one of the row's tokens
         self.prefixes = PrefixCache(prefix_capacity)
         self.stats = DecoderStats()
+        self._prefix_ids: dict[str, list[int]] = {}
 
     # ---------------------------------------------------------------- helpers for callers
     def tokenize(self, prompt: str) -> list[int]:
@@ -142,7 +143,11 @@ class BatchDecoder:
         """How many leading tokens of `ids` are the tokens of `prefix` (0 if they are not)."""
         if not prefix:
             return 0
-        head = self.tokenize(prefix)
+        head = self._prefix_ids.get(prefix)
+        if head is None:
+            head = self._prefix_ids[prefix] = self.tokenize(prefix)
+            if len(self._prefix_ids) > 8:  # a few cards at most; never grows without bound
+                self._prefix_ids.pop(next(iter(self._prefix_ids)))
         return len(head) if ids[:len(head)] == head else 0
 
     def __len__(self) -> int:
@@ -153,24 +158,22 @@ class BatchDecoder:
         self.rows, self.cache, self.mask = [], None, None
 
     # ---------------------------------------------------------------- joining
-    def join(self, requests: list[RowRequest]) -> list[tuple[object, Generation]]:
-        """Prefill `requests` and add them to the running rows; the ones that already ended
-        (at their first token) are returned. Raises StepFailed naming the requests of a failed
-        prefill; the rows already running are untouched."""
+    def join(self, requests: list[RowRequest]) -> tuple[list[tuple[object, Generation]], list[StepFailed]]:
+        """Prefill `requests` and add them to the running rows. Returns the requests that already
+        ended (at their first token) and, for each prefill that failed, a StepFailed naming its
+        requests (they are not running); the rows already running are untouched either way."""
         groups: dict[tuple[int, ...], list[RowRequest]] = {}
         for request in requests:
             length = min(request.prefix_len, len(request.ids) - 1)  # at least one token to prefill
             key = tuple(request.ids[:length]) if length >= MIN_PREFIX_TOKENS else ()
             groups.setdefault(key, []).append(request)
-        finished = []
+        finished, failed = [], []
         for key, group in groups.items():
             try:
                 finished += self._join_group(key, group)
-            except StepFailed:
-                raise
             except Exception as exc:
-                raise StepFailed([r.tag for r in group], exc) from exc
-        return finished
+                failed.append(StepFailed([r.tag for r in group], exc))
+        return finished, failed
 
     def _prefix(self, key: tuple[int, ...]) -> _Prefix | None:
         if not key:
@@ -355,12 +358,15 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 128, de
     shared = shared_prefix_len(ids)
     results: dict[int, Generation] = {}
     requests = [RowRequest(i, row, max_new_tokens, decoding, decoding.seed_for(p), shared) for i, (row, p) in enumerate(zip(ids, prompts))]
+    finished, failed = decoder.join(requests)
+    if failed:
+        raise failed[0].cause
+    results |= dict(finished)
     try:
-        results |= dict(decoder.join(requests))
         while decoder.rows:
             results |= dict(decoder.step())
-    except StepFailed as failed:
-        raise failed.cause
+    except StepFailed as failed_step:
+        raise failed_step.cause
     return [results[i] for i in range(len(prompts))]
 
 
