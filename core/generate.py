@@ -349,10 +349,11 @@ def shared_prefix_len(sequences: list[list[int]]) -> int:
     return n
 
 
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 128, decoding: Decoding = GREEDY) -> list[Generation]:
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int | None = None, decoding: Decoding = GREEDY) -> list[Generation]:
     """Every prompt's reply, generated together (continuous batching: a row leaves when it ends).
     The prefix the prompts share (the persona card) is prefilled once. When `decoding` samples,
     each prompt's seed derives from decoding.seed and the prompt (see Decoding.seed_for)."""
+    max_new_tokens = max_new_tokens or decoding.max_new_tokens
     decoder = BatchDecoder(model, tokenizer)
     ids = [decoder.tokenize(p) for p in prompts]
     shared = shared_prefix_len(ids)
