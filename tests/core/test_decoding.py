@@ -53,6 +53,10 @@ def test_same_seed_same_reply_other_seeds_other_replies(served, persona):
             finished += decoder.step()
         return dict(finished)[0]
 
+    # The first forward of a process can round differently from every later one (seen here: the
+    # first sampled reply after loading differed at its 7th token, every later run agreed), so
+    # warm the model up once, as the bot's first request does.
+    reply(10)
     first = reply(11)
     assert first.seed == 11 and first.text == reply(11).text
     assert reply(11, others).text == first.text  # batch-mates do not change a seeded reply

@@ -167,3 +167,41 @@ def test_requests_join_a_running_batch_and_leave_when_they_end(tokenizer, person
     assert long.ended and late.ended and long.text == late.text == served.model.reply
     assert stats.largest == 2  # the second joined the running first
     assert served.model.rows_seen[-1] == 1  # the first left when it ended; the late one went on alone
+
+
+def test_the_card_is_prefilled_once_per_served_model_and_again_after_a_swap_or_a_card_change(tokenizer, persona):
+    """Every request starts from the card's cached keys and values; a new adapter (a new
+    ServedModel) or another card gets its own, never the old one's."""
+    from dataclasses import replace as changed
+
+    from core.prompt import card_prefix
+    from tests.fakes import fake_served_model
+
+    served = fake_served_model(tokenizer)
+    swapped = ServedModel(served.model, tokenizer, "v0008", "chat", "smollm2-135m", "nf4")
+    other_card = changed(persona, description="A different card entirely.")
+
+    def request(card, line):
+        return generation_prompt(tokenizer, card, [Turn(line)]), card_prefix(tokenizer, card)
+
+    async def main():
+        worker = ModelWorker(served, max_wait_s=0.0, max_new_tokens=16).start()
+        try:
+            for line in ("one", "two", "three"):
+                prompt, prefix = request(persona, line)
+                assert (await worker.generate(prompt, served, prefix)).text == served.model.reply
+            first = worker._decoder
+            await worker.between_batches(lambda: worker.install(swapped))
+            prompt, prefix = request(persona, "four")
+            after_swap = await worker.generate(prompt, swapped, prefix)
+            prompt, prefix = request(other_card, "five")
+            await worker.generate(prompt, swapped, prefix)
+            return first, worker._decoder, after_swap
+        finally:
+            worker.stop()
+
+    first, second, after_swap = asyncio.run(main())
+    assert first.stats.prefix_builds == 1 and first.stats.prefix_hits == 3
+    assert second is not first and after_swap.adapter_version == "v0008"
+    assert second.stats.prefix_builds == 2 and len(second.prefixes.entries) == 2  # the swap's card, then the new card
+    assert [len(e.ids) for e in second.prefixes.entries][1] == len(tokenizer(card_prefix(tokenizer, persona))["input_ids"])
