@@ -167,7 +167,7 @@ def main() -> None:
 
     from bot.service.adapter_follower import ServingSettings
     from core.cli import quiet_libraries
-    from core.settings import BotSettings, EngineSettings
+    from core.settings import BotSettings
 
     quiet_libraries()
     if args.start_from:
@@ -180,7 +180,7 @@ def main() -> None:
         manifest = json.loads((target / "manifest.json").read_text())
         (target / "manifest.json").write_text(json.dumps({**manifest, "version": "v0001"}))
         promote(target, reason="scenario start")
-    settings = BotSettings(engine=dataclasses.replace(EngineSettings(), max_new_tokens=48))
+    settings = BotSettings(decoding=dataclasses.replace(BotSettings().decoding, max_new_tokens=48))
     started = time.perf_counter()
     asyncio.run(community_and_bot(settings, ServingSettings(poll_s=0.5), args.steps, args.eval_limit))
     print(f"\nscenario finished in {time.perf_counter() - started:.0f}s (state: {args.state})")

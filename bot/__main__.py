@@ -74,7 +74,12 @@ def settings_from(args):
     overrides = {k: v for k, v in (("model", args.model), ("card", args.card), ("quantization", args.quantization)) if v}
     settings = dataclasses.replace(settings, **overrides)
     if args.max_new_tokens:
-        settings = dataclasses.replace(settings, engine=dataclasses.replace(settings.engine, max_new_tokens=args.max_new_tokens))
+        try:
+            settings = dataclasses.replace(settings, decoding=dataclasses.replace(settings.decoding, max_new_tokens=args.max_new_tokens))
+        except ValueError as exc:
+            from core.errors import UserError
+
+            raise UserError(f"--max-new-tokens: {str(exc).partition(': ')[2]}") from None
     shards = {k: v for k, v in (("shard_count", args.shard_count), ("shard_ids", args.shard_ids)) if v is not None}
     if shards:
         from core.settings import check_shards
@@ -101,7 +106,7 @@ def ask(args, settings, adapter: Path | None) -> int:
 
     started = time.perf_counter()
     served = load_served(adapter, base=settings.model, quantization=settings.quantization)
-    conversation = LocalConversation(project_path(settings.card), served, max_new_tokens=settings.engine.max_new_tokens)
+    conversation = LocalConversation(project_path(settings.card), served, settings.decoding)
     loaded = time.perf_counter()
     reply, answer = conversation.say(args.ask)
     print(f"You: {args.ask}\n{conversation.name}: {reply}")

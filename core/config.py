@@ -64,7 +64,10 @@ def build(cls: type[T], values: dict, where: str, prefix: str = "") -> T:
     if missing:
         raise UserError(f"{where}: missing key '{prefix}{missing[0]}'")
     check_ranges(cls, kwargs, where, prefix)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a dataclass's own range check says "key: reason"
+        raise UserError(f"{where}: {prefix}{exc}") from None
 
 
 def check_ranges(cls: type, values: dict, where: str, prefix: str) -> None:

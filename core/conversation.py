@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
+from core.decoding import Decoding
 from core.generate import Generation
 from core.served_model import ServedModel
 
@@ -17,12 +18,12 @@ RESET = "/reset"
 
 
 class LocalConversation:
-    def __init__(self, card_path: Path, served: ServedModel, max_new_tokens: int = 128):
+    def __init__(self, card_path: Path, served: ServedModel, decoding: Decoding):
         from core.persona import load_card
 
         self.card = load_card(card_path)
         self.served = served
-        self.max_new_tokens = max_new_tokens
+        self.decoding = decoding  # the bot's (config/bot.yaml decoding:), so a try reads as users will see it
         self.turns = []
 
     @property
@@ -37,7 +38,7 @@ class LocalConversation:
         served = self.served
         self.turns.append(Turn(text))
         prompt = generation_prompt(served.tokenizer, self.card, self.turns, served.prompt_format)
-        [answer] = generate(served.model, served.tokenizer, [prompt], self.max_new_tokens)
+        [answer] = generate(served.model, served.tokenizer, [prompt], decoding=self.decoding)
         reply = reply_text(answer.text, self.card)
         self.turns.append(Turn(reply, by_persona=True))
         return reply, answer

@@ -1,18 +1,36 @@
-"""Generation for a batch of prompts, stopping at the end-of-turn token."""
+"""Generation: continuous batching over one model's KV cache, and the reply cleaned of invented speakers.
+
+A BatchDecoder holds the rows being generated and their keys and values. Requests join between
+two decoding steps (their prompts are prefilled, then they decode with the others) and leave as
+soon as they end, so a short reply never waits for a long one and a new request never waits for
+a batch to finish. Rows of different lengths share one cache: each row's own columns are marked
+in an attention mask and its positions are passed explicitly, so a row sees exactly its own
+tokens, as if it were generated alone.
+
+A prompt's shared prefix (the persona card: every prompt of a served model starts with it) is
+prefilled once and kept: a request that starts with it prefills only what follows. Each row
+chooses its tokens with transformers' logits processors and, when sampling, its own
+torch.Generator, so its reply depends on its prompt, decoding and seed alone.
+
+Equivalence: a row's logits equal those of `model.generate` on its prompt alone up to float32
+rounding (matrix shapes differ with the batch, so sums are taken in another order; measured
+below 1e-4 on the embedded model, see tests/core/test_batch_decoder.py). Greedy tokens are the
+same unless two candidates are within that rounding of each other.
+
+`generate()` is the one-shot use (evaluation, the console, the demo): every prompt joins at once.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from core.decoding import GREEDY, Decoding
 from core.persona import PersonaCard
 from core.transcript_labels import speaker_line
 
-
-# Greedy decoding keeps replies deterministic, but small models fall into loops ("I'm a giant!
-# I'm a giant! ..."); a mild penalty on repeated tokens ends them without changing what is said
-# (measured on the demo adapter: every looping reply ended, "Paris" stayed right).
-REPETITION_PENALTY = 1.15
+# A shared prefix shorter than this is not worth a cache entry (the card is ~150 tokens).
+MIN_PREFIX_TOKENS = 16
 
 
 @dataclass(frozen=True)
@@ -21,35 +39,336 @@ class Generation:
     new_tokens: int
     ended: bool  # the model produced its end-of-turn token (rather than hitting the token limit)
     adapter_version: str | None = None  # set by the engine: the adapter that wrote it
+    seed: int | None = None  # the seed it was sampled with (None: greedy)
 
 
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 128,
-             repetition_penalty: float = REPETITION_PENALTY) -> list[Generation]:
-    """Greedy continuations of every prompt, generated together in one left-padded batch."""
-    import torch
+@dataclass
+class RowRequest:
+    """One prompt to generate: `tag` is the caller's handle, returned with its Generation."""
 
-    # Encode without padding, then pad in Python: a fast tokenizer keeps its padding setting in
-    # shared state that every call changes, and the bot tokenizes context windows on other
-    # threads while the worker encodes a batch: some batches came out unpadded and failed
-    # (bench/frontend_capacity.py's load found it; tests/core/test_generate.py repeats it).
-    encoded = tokenizer(prompts, add_special_tokens=False)
-    # Left padding: generation continues at the right edge of every row.
-    batch = tokenizer.pad(encoded, padding=True, padding_side="left", return_tensors="pt").to(model.device)
-    with torch.inference_mode():
-        out = model.generate(
-            **batch,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            repetition_penalty=repetition_penalty,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    results = []
-    for row in out[:, batch["input_ids"].shape[1] :].tolist():
-        ended = tokenizer.eos_token_id in row
-        kept = row[: row.index(tokenizer.eos_token_id)] if ended else row
-        results.append(Generation(tokenizer.decode(kept, skip_special_tokens=True).strip(), len(kept) + ended, ended))
-    return results
+    tag: object
+    ids: list[int]
+    max_new_tokens: int
+    decoding: Decoding = GREEDY
+    seed: int | None = None  # used when decoding samples
+    prefix_len: int = 0  # the first prefix_len tokens are a shared prefix worth caching
+
+
+class StepFailed(Exception):
+    """A forward pass failed; `tags` are the requests it carried (their rows are dropped)."""
+
+    def __init__(self, tags: list, cause: BaseException):
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.tags, self.cause = tags, cause
+
+
+@dataclass
+class DecoderStats:
+    """Counts, not a log: a bot that runs for months keeps a few integers."""
+
+    steps: int = 0  # decoding steps (one forward each)
+    rows_stepped: int = 0  # sum over steps of the rows in them
+    largest: int = 0  # most rows in one step
+    requests: int = 0  # requests finished
+    prefills: int = 0  # prefill forwards (a group of joining requests)
+    prefix_builds: int = 0  # shared prefixes computed
+    prefix_hits: int = 0  # requests that started from a cached prefix
+    prefix_tokens_saved: int = 0
+
+    @property
+    def mean_rows(self) -> float:
+        return self.rows_stepped / self.steps if self.steps else 0.0
+
+
+@dataclass(eq=False)
+class _Row:
+    request: RowRequest
+    ids: list[int]  # prompt, then the tokens chosen so far
+    processors: object
+    generator: object | None  # sampling: this row's own torch.Generator
+    seed: int | None
+    prompt_len: int = 0
+
+    @property
+    def new_tokens(self) -> int:
+        return len(self.ids) - self.prompt_len
+
+
+@dataclass
+class _Prefix:
+    ids: tuple[int, ...]
+    layers: list[tuple]  # (keys, values) per layer, batch of one
+
+
+@dataclass
+class PrefixCache:
+    """The few most recent shared prefixes of one model (normally one: the persona card)."""
+
+    capacity: int = 2
+    entries: list[_Prefix] = field(default_factory=list)
+
+    def get(self, ids: tuple[int, ...]) -> _Prefix | None:
+        for entry in self.entries:
+            if entry.ids == ids:
+                self.entries.remove(entry)
+                self.entries.insert(0, entry)
+                return entry
+        return None
+
+    def put(self, entry: _Prefix) -> None:
+        self.entries.insert(0, entry)
+        del self.entries[self.capacity:]
+
+
+class BatchDecoder:
+    """Continuous batching for one model (see the module docstring). Not thread-safe: one
+    thread owns it (the worker's, or the caller of generate())."""
+
+    def __init__(self, model, tokenizer, *, prefix_capacity: int = 2):
+        self.model, self.tokenizer = model, tokenizer
+        self.eos = tokenizer.eos_token_id
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
+        self.rows: list[_Row] = []
+        self.cache = None  # a transformers DynamicCache, batch dimension = self.rows
+        self.mask = None  # [rows, columns]: 1 where a column holds one of the row's tokens
+        self.prefixes = PrefixCache(prefix_capacity)
+        self.stats = DecoderStats()
+        self._prefix_ids: dict[str, list[int]] = {}
+
+    # ---------------------------------------------------------------- helpers for callers
+    def tokenize(self, prompt: str) -> list[int]:
+        return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+    def prefix_len(self, ids: list[int], prefix: str | None) -> int:
+        """How many leading tokens of `ids` are the tokens of `prefix` (0 if they are not)."""
+        if not prefix:
+            return 0
+        head = self._prefix_ids.get(prefix)
+        if head is None:
+            head = self._prefix_ids[prefix] = self.tokenize(prefix)
+            if len(self._prefix_ids) > 8:  # a few cards at most; never grows without bound
+                self._prefix_ids.pop(next(iter(self._prefix_ids)))
+        return len(head) if ids[:len(head)] == head else 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def reset(self) -> None:
+        """Drop every row (their requests are the caller's to answer)."""
+        self.rows, self.cache, self.mask = [], None, None
+
+    # ---------------------------------------------------------------- joining
+    def join(self, requests: list[RowRequest]) -> tuple[list[tuple[object, Generation]], list[StepFailed]]:
+        """Prefill `requests` and add them to the running rows. Returns the requests that already
+        ended (at their first token) and, for each prefill that failed, a StepFailed naming its
+        requests (they are not running); the rows already running are untouched either way."""
+        groups: dict[tuple[int, ...], list[RowRequest]] = {}
+        for request in requests:
+            length = min(request.prefix_len, len(request.ids) - 1)  # at least one token to prefill
+            key = tuple(request.ids[:length]) if length >= MIN_PREFIX_TOKENS else ()
+            groups.setdefault(key, []).append(request)
+        finished, failed = [], []
+        for key, group in groups.items():
+            try:
+                finished += self._join_group(key, group)
+            except Exception as exc:
+                failed.append(StepFailed([r.tag for r in group], exc))
+        return finished, failed
+
+    def _prefix(self, key: tuple[int, ...]) -> _Prefix | None:
+        if not key:
+            return None
+        entry = self.prefixes.get(key)
+        if entry is None:
+            import torch
+            from transformers import DynamicCache
+
+            cache = DynamicCache()
+            ids = torch.tensor([key], device=self.model.device)
+            with torch.inference_mode():
+                self.model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=torch.arange(len(key))[None],
+                           past_key_values=cache, use_cache=True, logits_to_keep=1)
+            entry = _Prefix(key, [(layer.keys, layer.values) for layer in cache.layers])
+            self.prefixes.put(entry)
+            self.stats.prefix_builds += 1
+        return entry
+
+    def _join_group(self, key: tuple[int, ...], group: list[RowRequest]) -> list[tuple[object, Generation]]:
+        import torch
+        from transformers import DynamicCache
+
+        entry = self._prefix(key)
+        start = len(key)
+        suffixes = [r.ids[start:] for r in group]
+        width = max(len(s) for s in suffixes)
+        n = len(group)
+        # Columns: [shared prefix][padding][the row's own suffix]; the padding is masked out and
+        # positions continue from the prefix, so each row reads exactly as its prompt alone.
+        input_ids = torch.full((n, width), self.pad, dtype=torch.long)
+        mask = torch.zeros((n, start + width), dtype=torch.long)
+        positions = torch.ones((n, width), dtype=torch.long)
+        mask[:, :start] = 1
+        for i, suffix in enumerate(suffixes):
+            pad = width - len(suffix)
+            input_ids[i, pad:] = torch.tensor(suffix)
+            mask[i, start + pad:] = 1
+            positions[i, pad:] = torch.arange(start, start + len(suffix))
+        if entry is not None:
+            cache = DynamicCache(ddp_cache_data=[(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in entry.layers])
+            self.stats.prefix_hits += n
+            self.stats.prefix_tokens_saved += n * start
+        else:
+            cache = DynamicCache()
+        device = self.model.device
+        with torch.inference_mode():
+            out = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                             past_key_values=cache, use_cache=True, logits_to_keep=1)
+        self.stats.prefills += 1
+        rows = [self._new_row(r) for r in group]
+        finished, kept = self._choose_all(rows, out.logits[:, -1, :])
+        if kept:
+            index = torch.tensor(kept)
+            for layer in cache.layers:
+                layer.keys, layer.values = layer.keys[index], layer.values[index]
+            self._merge([rows[i] for i in kept], cache, mask[index].to(device))
+        return finished
+
+    def _new_row(self, request: RowRequest) -> _Row:
+        generator, seed = None, None
+        if request.decoding.sampling:
+            import torch
+
+            seed = request.seed if request.seed is not None else request.decoding.seed_for("")
+            generator = torch.Generator(device=self.model.device)
+            generator.manual_seed(seed)
+        return _Row(request, list(request.ids), request.decoding.logits_processors(), generator, seed, len(request.ids))
+
+    def _merge(self, rows: list[_Row], cache, mask) -> None:
+        """Add prefilled rows to the running ones: the narrower side is padded on the left."""
+        import torch
+        import torch.nn.functional as F
+
+        if not self.rows:
+            self.rows, self.cache, self.mask = rows, cache, mask
+            return
+        width = max(self.mask.shape[1], mask.shape[1])
+        grow_old, grow_new = width - self.mask.shape[1], width - mask.shape[1]
+        for old, new in zip(self.cache.layers, cache.layers):
+            old.keys = torch.cat([F.pad(old.keys, (0, 0, grow_old, 0)), F.pad(new.keys, (0, 0, grow_new, 0))])
+            old.values = torch.cat([F.pad(old.values, (0, 0, grow_old, 0)), F.pad(new.values, (0, 0, grow_new, 0))])
+        self.mask = torch.cat([F.pad(self.mask, (grow_old, 0)), F.pad(mask, (grow_new, 0))])
+        self.rows = self.rows + rows
+
+    # ---------------------------------------------------------------- decoding
+    def step(self) -> list[tuple[object, Generation]]:
+        """One decoding step for every running row; the requests that ended are returned (and
+        their rows dropped). Raises StepFailed naming every running request (all rows dropped)."""
+        if not self.rows:
+            return []
+        import torch
+
+        device = self.model.device
+        input_ids = torch.tensor([[row.ids[-1]] for row in self.rows], device=device)
+        positions = torch.tensor([[len(row.ids) - 1] for row in self.rows], device=device)
+        mask = torch.cat([self.mask, torch.ones((len(self.rows), 1), dtype=self.mask.dtype, device=device)], dim=1)
+        try:
+            with torch.inference_mode():
+                out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                                 past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+        except Exception as exc:  # the cache may be half-updated: nothing of it can be trusted
+            tags = [row.request.tag for row in self.rows]
+            self.reset()
+            raise StepFailed(tags, exc) from exc
+        self.mask = mask
+        self.stats.steps += 1
+        self.stats.rows_stepped += len(self.rows)
+        self.stats.largest = max(self.stats.largest, len(self.rows))
+        finished, kept = self._choose_all(self.rows, out.logits[:, -1, :])
+        if len(kept) < len(self.rows):
+            self._keep(kept)
+        return finished
+
+    def drop(self, tags: set) -> None:
+        """Stop generating these requests (their callers gave up)."""
+        kept = [i for i, row in enumerate(self.rows) if row.request.tag not in tags]
+        if len(kept) < len(self.rows):
+            self._keep(kept)
+
+    def _keep(self, kept: list[int]) -> None:
+        import torch
+
+        if not kept:
+            self.reset()
+            return
+        index = torch.tensor(kept, device=self.mask.device)
+        mask = self.mask[index]
+        first = int(mask.any(dim=0).nonzero()[0])  # columns no remaining row uses are dropped
+        for layer in self.cache.layers:
+            layer.keys, layer.values = layer.keys[index, :, first:], layer.values[index, :, first:]
+        self.mask = mask[:, first:]
+        self.rows = [self.rows[i] for i in kept]
+
+    def _choose_all(self, rows: list[_Row], logits) -> tuple[list[tuple[object, Generation]], list[int]]:
+        """Each row's next token; the finished requests and the indices of the rows that go on."""
+        import torch
+
+        finished, kept = [], []
+        logits = logits.float()
+        for i, row in enumerate(rows):
+            scores = row.processors(torch.tensor([row.ids], device=logits.device), logits[i:i + 1])
+            if row.generator is None:
+                token = int(torch.argmax(scores, dim=-1))
+            else:
+                probs = torch.nn.functional.softmax(scores, dim=-1)
+                token = int(torch.multinomial(probs, num_samples=1, generator=row.generator))
+            row.ids.append(token)
+            if token == self.eos or row.new_tokens >= row.request.max_new_tokens:
+                finished.append((row.request.tag, self._generation(row)))
+                self.stats.requests += 1
+            else:
+                kept.append(i)
+        return finished, kept
+
+    def _generation(self, row: _Row) -> Generation:
+        new = row.ids[row.prompt_len:]
+        ended = new[-1] == self.eos
+        kept = new[:-1] if ended else new
+        text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
+        return Generation(text, len(new), ended, seed=row.seed)
+
+
+def shared_prefix_len(sequences: list[list[int]]) -> int:
+    """How many leading tokens all sequences share."""
+    if len(sequences) < 2:
+        return 0
+    n = 0
+    for column in zip(*sequences):
+        if any(token != column[0] for token in column[1:]):
+            break
+        n += 1
+    return n
+
+
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int | None = None, decoding: Decoding = GREEDY) -> list[Generation]:
+    """Every prompt's reply, generated together (continuous batching: a row leaves when it ends).
+    The prefix the prompts share (the persona card) is prefilled once. When `decoding` samples,
+    each prompt's seed derives from decoding.seed and the prompt (see Decoding.seed_for)."""
+    max_new_tokens = max_new_tokens or decoding.max_new_tokens
+    decoder = BatchDecoder(model, tokenizer)
+    ids = [decoder.tokenize(p) for p in prompts]
+    shared = shared_prefix_len(ids)
+    results: dict[int, Generation] = {}
+    requests = [RowRequest(i, row, max_new_tokens, decoding, decoding.seed_for(p), shared) for i, (row, p) in enumerate(zip(ids, prompts))]
+    finished, failed = decoder.join(requests)
+    if failed:
+        raise failed[0].cause
+    results |= dict(finished)
+    try:
+        while decoder.rows:
+            results |= dict(decoder.step())
+    except StepFailed as failed_step:
+        raise failed_step.cause
+    return [results[i] for i in range(len(prompts))]
 
 
 def reply_text(raw: str, card: PersonaCard) -> str:

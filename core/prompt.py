@@ -156,3 +156,14 @@ def generation_prompt(tokenizer, card: PersonaCard, turns: list[Turn], prompt_fo
     if len(turns) == 1 and not turns[0].by_persona and not turns[0].speaker:
         return safe_alpaca(tokenizer, turns[0].text)
     return safe_alpaca(tokenizer, continue_instruction(card), transcript(card, turns), f"{card.aliases[-1]}: ")
+
+
+def card_prefix(tokenizer, card: PersonaCard, prompt_format: PromptFormat = "chat") -> str:
+    """The text every prompt for this card begins with (the chat format's system message): the
+    serving worker computes its keys and values once and starts every request from them. Empty
+    for alpaca, whose prompts do not carry the card."""
+    if prompt_format != "chat":
+        return ""
+    head = render_chat(tokenizer, [{"role": "system", "content": system_prompt(card)}])
+    probe = generation_prompt(tokenizer, card, [Turn("x")], prompt_format)
+    return head if probe.startswith(head) else ""  # a template that renders the system message otherwise: no sharing

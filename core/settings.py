@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from core.config import build, read_yaml
+from core.decoding import Decoding
 from core.errors import UserError
 from core.model_resolver import EMBEDDED_SPEC
 from core.paths import PROJECT_ROOT
@@ -21,7 +22,6 @@ class EngineSettings:
     max_batch: int = 8  # replies generated together at most
     max_wait_s: float = 0.05  # how long the worker waits for more requests to batch
     max_queue: int = 32  # requests waiting at most; beyond, an in-character "wait your turn"
-    max_new_tokens: int = 160  # longest reply in tokens
 
     RANGES: ClassVar[dict] = {"max_batch": (1, None), "max_wait_s": (0, None), "max_queue": (1, None), "max_new_tokens": (1, None)}
 
@@ -69,6 +69,10 @@ class ServingSettings:
     RANGES: ClassVar[dict] = {"poll_s": (0.1, None)}
 
 
+# What users are served: sampled for variety, each request with its own seed (see core/decoding.py).
+SERVING_DECODING = Decoding(temperature=0.8, top_p=0.95, min_p=0.05, repetition_penalty=1.15, max_new_tokens=160)
+
+
 @dataclass(frozen=True)
 class BotSettings:
     model: str = EMBEDDED_SPEC
@@ -76,6 +80,7 @@ class BotSettings:
     quantization: Literal["nf4", "none"] = "nf4"
     card: str = "data/persona_card.json"
     engine: EngineSettings = field(default_factory=EngineSettings)
+    decoding: Decoding = SERVING_DECODING
     chat: ChatSettings = field(default_factory=ChatSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)

@@ -7,29 +7,67 @@ from __future__ import annotations
 class FakeLanguageModel:
     """Stands in for the language model where a test's assertions do not depend on its text: it
     answers every prompt of a batch with the same short reply and the end-of-turn token, through
-    the real generate() and the real worker, in milliseconds. `reply` may be a function of the
-    prompt (e.g. `quoting` the user), and `delay_s` makes each batch take that long (a busy model)."""
+    the real generate() and the real worker, in milliseconds.
+
+    It is a causal language model in the form core/generate.py's step loop drives: a forward call
+    with a KV cache. Its "keys" are the token ids themselves, so each row's next token follows
+    from what that row holds (prompt and reply so far): the reply's next token, then end of turn.
+    `reply` may be a function of the prompt (e.g. `quoting` the user); `delay_s` makes every
+    forward that begins a reply take that long (a busy model); `fail_on`: a prompt containing
+    this text makes every forward that carries it raise (a bad request in a batch)."""
 
     device = "cpu"
+    ASSISTANT_TURN = "<|im_start|>assistant\n"  # where a chat prompt ends and the reply begins
 
-    def __init__(self, tokenizer, reply="HAH! Lord Inosuke heard you!", delay_s: float = 0.0):
-        self.tokenizer, self.reply, self.delay_s = tokenizer, reply, delay_s
-        self.prompts: list[str] = []  # every prompt generated, in order
+    def __init__(self, tokenizer, reply="HAH! Lord Inosuke heard you!", fail_on: str | None = None, delay_s: float = 0.0):
+        self.tokenizer, self.reply, self.fail_on, self.delay_s = tokenizer, reply, fail_on, delay_s
+        self.reply_ids = tokenizer(reply if isinstance(reply, str) else "", add_special_tokens=False)["input_ids"]
+        self.turn_ids = tokenizer(self.ASSISTANT_TURN, add_special_tokens=False)["input_ids"]
+        self.vocab = len(tokenizer)
+        self.prompts: list[str] = []  # every prompt it began a reply to, in order (as far as it was prefilled)
+        self.forwards = 0  # forward calls (a prefill or a decoding step each)
+        self.rows_seen: list[int] = []  # batch size of every forward
 
-    def generate(self, input_ids, attention_mask=None, max_new_tokens=32, **kwargs):
+    def __call__(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=True,
+                 logits_to_keep=1, **kwargs):
         import time
+        import types
 
         import torch
 
-        prompts = self.tokenizer.batch_decode(input_ids, skip_special_tokens=False)
-        self.prompts += prompts
-        if self.delay_s:
+        ids = input_ids.to(torch.float32)[:, None, :, None]  # [rows, one head, columns, one dim]
+        keys, _ = past_key_values.update(ids, torch.ones_like(ids), 0)
+        self.forwards += 1
+        self.rows_seen.append(int(input_ids.shape[0]))
+        logits = torch.full((input_ids.shape[0], 1, self.vocab), -1e4)
+        began = False
+        for row in range(input_ids.shape[0]):
+            held = keys[row, 0, :, 0][attention_mask[row].bool()].to(torch.long).tolist()
+            if self.fail_on and self.fail_on in self.tokenizer.decode(held):
+                raise RuntimeError(f"the fake model cannot read {self.fail_on!r}")
+            token, first = self._next(held)
+            if first:
+                began = True
+                self.prompts.append(self.tokenizer.decode(held, skip_special_tokens=False))
+            logits[row, 0, token] = 0.0
+        if began and self.delay_s:
             time.sleep(self.delay_s)
-        answers = [self.tokenizer(self.reply(p) if callable(self.reply) else self.reply,
-                                  add_special_tokens=False)["input_ids"][: max_new_tokens - 1] for p in prompts]
-        width = max(map(len, answers)) + 1
-        rows = [a + [self.tokenizer.eos_token_id] * (width - len(a)) for a in answers]
-        return torch.cat([input_ids, torch.tensor(rows)], dim=1)
+        return types.SimpleNamespace(logits=logits)
+
+    def _next(self, held: list[int]) -> tuple[int, bool]:
+        """The reply's next token for a row holding `held`, and whether it is the reply's first."""
+        if callable(self.reply):  # the reply depends on the prompt: find where the prompt ends
+            width = len(self.turn_ids)
+            ends = [i + width for i in range(len(held) - width, -1, -1) if held[i:i + width] == self.turn_ids]
+            prompt_end = ends[0] if ends else len(held)
+            prompt = self.tokenizer.decode(held[:prompt_end], skip_special_tokens=False)
+            reply_ids = self.tokenizer(self.reply(prompt), add_special_tokens=False)["input_ids"]
+            done = len(held) - prompt_end
+            return (reply_ids[done] if done < len(reply_ids) else self.tokenizer.eos_token_id), done == 0
+        for done in range(len(self.reply_ids), 0, -1):  # the longest part of the reply `held` ends with
+            if held[-done:] == self.reply_ids[:done]:
+                return (self.reply_ids[done] if done < len(self.reply_ids) else self.tokenizer.eos_token_id), False
+        return self.reply_ids[0], True
 
 
 def quoting(prompt: str) -> str:
@@ -38,8 +76,9 @@ def quoting(prompt: str) -> str:
     return f"You said: {last.splitlines()[-1]}"
 
 
-def fake_served_model(tokenizer, version: str | None = "v0007", reply="HAH! Lord Inosuke heard you!", delay_s: float = 0.0):
+def fake_served_model(tokenizer, version: str | None = "v0007", reply="HAH! Lord Inosuke heard you!",
+                      fail_on: str | None = None, delay_s: float = 0.0):
     """A ServedModel with the real tokenizer and prompt format and a FakeLanguageModel."""
     from core.served_model import ServedModel
 
-    return ServedModel(FakeLanguageModel(tokenizer, reply, delay_s), tokenizer, version, "chat", "smollm2-135m", "nf4")
+    return ServedModel(FakeLanguageModel(tokenizer, reply, fail_on, delay_s), tokenizer, version, "chat", "smollm2-135m", "nf4")

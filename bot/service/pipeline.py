@@ -26,6 +26,7 @@ from bot.service.worker import ModelReleased, ModelWorker, RenderedForAnotherMod
 from core.generate import reply_text
 from core.db.history import AlreadyStored, History
 from core.persona import PersonaCard
+from core.prompt import card_prefix
 from core.settings import ChatSettings
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,11 @@ class ChatPipeline:
         served = self.worker.served
         return served is not None and len(served.tokenizer(text, add_special_tokens=False)["input_ids"]) > self.settings.max_input_tokens
 
+    def _render(self, served, turns):
+        """The prompt and the card prefix it begins with (whose keys and values the worker keeps)."""
+        prompt = fit_prompt(served.tokenizer, self.card, turns, self.settings.context_tokens, served.prompt_format)
+        return prompt, card_prefix(served.tokenizer, self.card, served.prompt_format)
+
     async def generate_for(self, turns):
         """Render the context for the model in service and generate; render again if the model
         was swapped before the prompt reached it."""
@@ -202,10 +208,9 @@ class ChatPipeline:
             if served is None:
                 raise ModelReleased
             # Tokenizing the window is CPU work: keep it off the event loop too.
-            prompt, _ = await asyncio.to_thread(fit_prompt, served.tokenizer, self.card, turns,
-                                                   self.settings.context_tokens, served.prompt_format)
+            (prompt, _), prefix = await asyncio.to_thread(self._render, served, turns)
             try:
-                return await self.worker.generate(prompt, served)
+                return await self.worker.generate(prompt, served, prefix)
             except RenderedForAnotherModel:
                 continue
         raise RuntimeError(f"the served model changed {self.RENDER_ATTEMPTS} times while rendering one reply")

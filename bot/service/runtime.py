@@ -63,7 +63,7 @@ async def start_runtime(settings: BotSettings, adapter: Path | None, database_ur
     served = await asyncio.to_thread(load_served, adapter, base=settings.model, quantization=settings.quantization)
     e = settings.engine
     worker = ModelWorker(served, max_batch=e.max_batch, max_wait_s=e.max_wait_s, max_queue=e.max_queue,
-                         max_new_tokens=e.max_new_tokens).start()
+                         decoding=settings.decoding).start()
     pipeline = ChatPipeline(history, worker, card, settings=settings.chat)
     log.info("serving %s with adapter %s", served.base, served.version or "none (base model)")
     return Runtime(pipeline, worker, history, db_engine)

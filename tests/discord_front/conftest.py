@@ -40,9 +40,9 @@ def make_runtime(db_url, persona):
         runtime.prompts = []
         generate = worker.generate
 
-        async def recording(prompt, rendered_for):
+        async def recording(prompt, rendered_for, prefix=None):
             runtime.prompts.append(prompt)
-            return await generate(prompt, rendered_for)
+            return await generate(prompt, rendered_for, prefix)
 
         worker.generate = recording
         return runtime

@@ -37,7 +37,7 @@ def test_full_queue_is_refused_at_once_and_a_failure_does_not_kill_the_worker(to
     class Broken:
         device = "cpu"
 
-        def generate(self, **kwargs):
+        def __call__(self, *args, **kwargs):
             raise RuntimeError("boom")
 
     broken = ServedModel(Broken(), tokenizer, None, "chat", "smollm2-135m", "nf4")
@@ -115,3 +115,93 @@ def test_a_full_queue_gets_wait_your_turn_and_the_message_is_kept(fake_served, p
     reply, stored = asyncio.run(main())
     assert reply.text == WAIT_YOUR_TURN and not reply.from_model
     assert [m.content for m in stored] == ["Hello?"]
+
+
+def test_one_failing_prompt_gets_the_error_and_its_batch_mates_their_replies(tokenizer, persona, db_url):
+    """Issue 11: a prompt the model fails on, generated together with seven others, fails alone
+    (the pipeline's in-character apology for that user only); the others are answered."""
+    from bot.service.pipeline import APOLOGY
+    from tests.fakes import fake_served_model
+
+    served = fake_served_model(tokenizer, fail_on="poison")
+    lines = [f"Hello number {i}" for i in range(7)] + ["a poison line"]
+
+    async def main():
+        worker = ModelWorker(served, max_batch=8, max_wait_s=0.5, max_new_tokens=16).start()
+        async with connect(db_url) as sessions:
+            pipeline = ChatPipeline(History(sessions), worker, persona)
+            try:
+                replies = await asyncio.gather(*(pipeline.respond(100 + i, 7, "Kanao", line) for i, line in enumerate(lines)))
+            finally:
+                worker.stop()
+        return replies, worker.stats
+
+    replies, stats = asyncio.run(main())
+    assert [r.text for r in replies[:7]] == [served.model.reply] * 7 and all(r.from_model for r in replies[:7])
+    assert replies[7].text == APOLOGY and not replies[7].from_model
+    assert stats.largest == 0 or stats.retried_alone == 8  # the shared prefill failed: each was tried again alone
+    assert max(served.model.rows_seen) == 8  # they really were in one batch first
+
+
+def test_requests_join_a_running_batch_and_leave_when_they_end(tokenizer, persona):
+    """Continuous batching: a request arriving while replies are being generated joins them at
+    the next step (it does not wait for them to end), and a short reply leaves before a long one."""
+    from tests.fakes import fake_served_model
+
+    served = fake_served_model(tokenizer, reply="One two three four five six seven eight nine ten eleven twelve thirteen "
+                                                "fourteen fifteen sixteen seventeen eighteen nineteen twenty!")
+    prompt = generation_prompt(tokenizer, persona, [Turn("Fight me!")])
+
+    async def main():
+        worker = ModelWorker(served, max_batch=8, max_wait_s=0.0, max_new_tokens=60).start()
+        try:
+            long = asyncio.ensure_future(worker.generate(prompt, served))
+            while served.model.forwards < 3:  # the long reply is being decoded
+                await asyncio.sleep(0.001)
+            late = await worker.generate(prompt + "x", served)  # joins the running reply
+            return await long, late, worker.stats
+        finally:
+            worker.stop()
+
+    long, late, stats = asyncio.run(main())
+    assert long.ended and late.ended and long.text == late.text == served.model.reply
+    assert stats.largest == 2  # the second joined the running first
+    assert served.model.rows_seen[-1] == 1  # the first left when it ended; the late one went on alone
+
+
+def test_the_card_is_prefilled_once_per_served_model_and_again_after_a_swap_or_a_card_change(tokenizer, persona):
+    """Every request starts from the card's cached keys and values; a new adapter (a new
+    ServedModel) or another card gets its own, never the old one's."""
+    from dataclasses import replace as changed
+
+    from core.prompt import card_prefix
+    from tests.fakes import fake_served_model
+
+    served = fake_served_model(tokenizer)
+    swapped = ServedModel(served.model, tokenizer, "v0008", "chat", "smollm2-135m", "nf4")
+    other_card = changed(persona, description="A different card entirely.")
+
+    def request(card, line):
+        return generation_prompt(tokenizer, card, [Turn(line)]), card_prefix(tokenizer, card)
+
+    async def main():
+        worker = ModelWorker(served, max_wait_s=0.0, max_new_tokens=16).start()
+        try:
+            for line in ("one", "two", "three"):
+                prompt, prefix = request(persona, line)
+                assert (await worker.generate(prompt, served, prefix)).text == served.model.reply
+            first = worker._decoder
+            await worker.between_batches(lambda: worker.install(swapped))
+            prompt, prefix = request(persona, "four")
+            after_swap = await worker.generate(prompt, swapped, prefix)
+            prompt, prefix = request(other_card, "five")
+            await worker.generate(prompt, swapped, prefix)
+            return first, worker._decoder, after_swap
+        finally:
+            worker.stop()
+
+    first, second, after_swap = asyncio.run(main())
+    assert first.stats.prefix_builds == 1 and first.stats.prefix_hits == 3
+    assert second is not first and after_swap.adapter_version == "v0008"
+    assert second.stats.prefix_builds == 2 and len(second.prefixes.entries) == 2  # the swap's card, then the new card
+    assert [len(e.ids) for e in second.prefixes.entries][1] == len(tokenizer(card_prefix(tokenizer, persona))["input_ids"])

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from core.errors import UserError
 from core.paths import DATA_DIR
 from trainer.dataset.pipeline import load_records, source_files
 from trainer.evaluation.evaluate import EvalSettings, answered_right
@@ -108,6 +109,7 @@ def test_adapter_against_base_report_and_determinism(trained_adapter, tmp_path):
     for chart in ("metrics.png", "failures.png", "style.png"):
         assert (tmp_path / "one" / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({chart})" in report
     assert "## Side by side" in report and "## Multi-turn consistency" in report and "Gate:" in report
+    assert "### By decoding" in report and set(first.a["by_decoding"]) == {"serving", "greedy"}
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert one == two  # every number and every reply
@@ -120,3 +122,22 @@ def test_adapter_against_base_report_and_determinism(trained_adapter, tmp_path):
     assert a["style_score"] > b["style_score"]
     assert a["failure_rate"] <= b["failure_rate"]
     assert second.decision == first.decision
+
+
+def test_evaluation_measures_the_serving_decoding_with_fixed_seeds_beside_greedy():
+    """The gate measures what users see: config/bot.yaml's sampled decoding with seeds fixed by
+    config/eval.yaml, and greedy beside it; eval.yaml can make the gate read greedy instead."""
+    from dataclasses import replace
+
+    from trainer.evaluation.compare import load_eval_settings
+    from trainer.evaluation.evaluate import decodings
+
+    settings = load_eval_settings()
+    chosen = decodings(settings)
+    assert list(chosen) == ["serving", "greedy"] and settings.gate_decoding == "serving"
+    assert chosen["serving"].sampling and chosen["serving"].seed == settings.seed
+    assert chosen["serving"].seed_for("Hi!") == decodings(settings)["serving"].seed_for("Hi!")  # fixed, run after run
+    assert not chosen["greedy"].sampling and chosen["greedy"].repetition_penalty == chosen["serving"].repetition_penalty
+    assert list(decodings(replace(settings, gate_decoding="greedy", also_report=False))) == ["greedy"]
+    with pytest.raises(UserError, match="gate_decoding: 'beam' is not one of"):
+        load_eval_settings(overrides=["gate_decoding=beam"])

@@ -1,11 +1,17 @@
-"""Evaluate one model (base, or base + adapter) on the held-out set. Generation is batched and
-greedy (the bot's own decoding: same prompt builder, same repetition penalty), with a fixed
-seed, so two runs of the same adapter give the same numbers."""
+"""Evaluate one model (base, or base + adapter) on the held-out set, with the same prompt builder
+as the bot, in two decodings: the serving decoding users get (config/bot.yaml `decoding:`,
+sampled, with seeds fixed by `seed` and each prompt, so two runs of the same adapter give the
+same numbers) and greedy (the likeliest reply, the old measure). `gate_decoding` in
+config/eval.yaml says which of the two the top-level metrics, and so the retraining gate, use;
+both are reported side by side."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
+
+from core.decoding import Decoding
 
 from core.generate import Generation, generate, reply_text
 from core.persona import PersonaCard
@@ -23,6 +29,8 @@ class EvalSettings:
     batch_size: int = 8  # prompts generated together
     seed: int = 0
     turn_style_min: float = 0.3  # a multi-turn turn passes with this style margin, no failure, expected words
+    gate_decoding: Literal["serving", "greedy"] = "serving"  # the decoding whose metrics the gate compares
+    also_report: bool = True  # evaluate the other decoding too and report it beside (doubles generation time)
     gate: GateSettings = field(default_factory=GateSettings)
 
 
@@ -41,11 +49,25 @@ def answered_right(reply: str, answers: tuple[str, ...]) -> bool:
     return not numeric or set(re.findall(r"\d+", opening)) <= numeric
 
 
-def generate_all(model, tokenizer, prompts: list[str], settings: EvalSettings) -> list[Generation]:
+def _generate_all(model, tokenizer, prompts: list[str], settings: EvalSettings, decoding: Decoding) -> list[Generation]:
     out = []
     for start in range(0, len(prompts), settings.batch_size):
-        out += generate(model, tokenizer, prompts[start:start + settings.batch_size], settings.max_new_tokens)
+        out += generate(model, tokenizer, prompts[start:start + settings.batch_size], settings.max_new_tokens, decoding)
     return out
+
+
+def decodings(settings: EvalSettings, serving: Decoding | None = None) -> dict[str, Decoding]:
+    """The decodings evaluated, the gate's first: "serving" is the bot's (config/bot.yaml) with its
+    seeds fixed by settings.seed (each prompt's seed derives from it and the prompt); "greedy"
+    is the same with temperature 0."""
+    if serving is None:
+        from core.settings import load_settings
+
+        serving = load_settings().decoding
+    serving = replace(serving, seed=settings.seed, max_new_tokens=settings.max_new_tokens)
+    both = {"serving": serving, "greedy": replace(serving, temperature=0.0, seed=None)}
+    order = [settings.gate_decoding] + ([n for n in both if n != settings.gate_decoding] if settings.also_report else [])
+    return {name: both[name] for name in order}
 
 
 def score_replies(raw: list[Generation], references: list[str], card: PersonaCard, scorer: StyleScorer,
@@ -67,24 +89,43 @@ def mean(values: list[float]) -> float:
 
 
 def evaluate_model(label: str, model, tokenizer, card: PersonaCard, prompt_format: PromptFormat, heldout: HeldOut,
-                   scorer: StyleScorer, settings: EvalSettings = EvalSettings()) -> dict:
-    """Every metric for one model, with the per-item rows the report shows."""
+                   scorer: StyleScorer, settings: EvalSettings = EvalSettings(), serving: Decoding | None = None) -> dict:
+    """Every metric for one model, with the per-item rows the report shows: the top level in the
+    gate's decoding, and `by_decoding` the headline metrics of each decoding evaluated."""
     from transformers import set_seed
 
-    set_seed(settings.seed)  # greedy decoding draws nothing at random; the seed covers anything that would
+    set_seed(settings.seed)  # sampling draws from per-request generators seeded from settings.seed; this covers the rest
+
+    loss, perplexity, loss_tokens = heldout_loss(model, tokenizer, [i.sample for i in heldout.persona], prompt_format)
+    chosen = decodings(settings, serving)
+    results = {name: generated_metrics(model, tokenizer, card, prompt_format, heldout, scorer, settings, decoding)
+               for name, decoding in chosen.items()}
+    main = results[settings.gate_decoding]
+    by_decoding = {name: {k: results[name][k] for k in HEADLINE} | {"decoding": asdict(d)} for name, d in chosen.items()}
+    return {"label": label, "eval_loss": loss, "perplexity": perplexity, "loss_tokens": loss_tokens, **main,
+            "gate_decoding": settings.gate_decoding, "by_decoding": by_decoding, "settings": asdict(settings)}
+
+
+HEADLINE = ("style_score", "failure_rate", "qa_accuracy", "multi_turn_score")
+
+
+def generated_metrics(model, tokenizer, card: PersonaCard, prompt_format: PromptFormat, heldout: HeldOut, scorer: StyleScorer,
+                      settings: EvalSettings, decoding: Decoding) -> dict:
+    """The metrics that depend on generated replies, in one decoding."""
 
     def prompt(turns: list[Turn]) -> str:
         return generation_prompt(tokenizer, card, turns, prompt_format)
 
-    loss, perplexity, loss_tokens = heldout_loss(model, tokenizer, [i.sample for i in heldout.persona], prompt_format)
+    def generate_all(prompts):
+        return _generate_all(model, tokenizer, prompts, settings, decoding)
 
-    raw = generate_all(model, tokenizer, [prompt(i.context) for i in heldout.persona], settings)
+    raw = generate_all([prompt(i.context) for i in heldout.persona])
     persona = score_replies(raw, [i.reference for i in heldout.persona], card, scorer, heldout.assistant_lines)
     for item, row in zip(heldout.persona, persona):
         row["prompt"] = transcript(card, item.context)
         row["reference"] = item.reference
 
-    qa_raw = generate_all(model, tokenizer, [prompt([Turn(q.question)]) for q in heldout.qa], settings)
+    qa_raw = generate_all([prompt([Turn(q.question)]) for q in heldout.qa])
     qa = [{"question": q.question, "reply": reply_text(g.text, card), "correct": answered_right(reply_text(g.text, card), q.answers)}
           for q, g in zip(heldout.qa, qa_raw)]
 
@@ -94,7 +135,7 @@ def evaluate_model(label: str, model, tokenizer, card: PersonaCard, prompt_forma
         active = [i for i, s in enumerate(heldout.scripts) if step < len(s.turns)]
         for i in active:
             histories[i].append(Turn(heldout.scripts[i].turns[step].say))
-        generated = generate_all(model, tokenizer, [prompt(histories[i]) for i in active], settings)
+        generated = generate_all([prompt(histories[i]) for i in active])
         rows = score_replies(generated, [heldout.scripts[i].turns[step].reference for i in active], card, scorer,
                              heldout.assistant_lines)
         for i, row in zip(active, rows):
@@ -116,8 +157,6 @@ def evaluate_model(label: str, model, tokenizer, card: PersonaCard, prompt_forma
         turns_scored = turns
 
     return {
-        "label": label,
-        "eval_loss": loss, "perplexity": perplexity, "loss_tokens": loss_tokens,
         "style_score": mean([r["style"] for r in persona]),
         "reference_similarity": mean([r["reference_similarity"] for r in persona]),
         "assistant_likeness": mean([r["assistant_likeness"] for r in persona]),
@@ -129,5 +168,4 @@ def evaluate_model(label: str, model, tokenizer, card: PersonaCard, prompt_forma
         "multi_turn_style_by_turn": [mean([s["turns"][k]["style"] for s in scripts if k < len(s["turns"])])
                                      for k in range(max((len(s["turns"]) for s in scripts), default=0))],
         "persona": persona, "qa": qa, "scripts": scripts,
-        "settings": asdict(settings),
     }

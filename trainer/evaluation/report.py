@@ -80,18 +80,42 @@ def write_charts(a: dict, b: dict, out: Path) -> list[str]:
     return ["metrics.png", "failures.png", "style.png"]
 
 
+def decoding_rows(a: dict, b: dict) -> list[str]:
+    """Each decoding evaluated (serving: what users get, sampled with fixed seeds; greedy), side by side."""
+    if len(a.get("by_decoding", {})) < 2:
+        return []
+    lines = ["", "### By decoding", "", f"Serving: {describe(a['by_decoding']['serving']['decoding'])}; greedy: the likeliest "
+             "token every time. The gate reads the first.", "",
+             f"| decoding | style {a['label']} | style {b['label']} | failures {a['label']} | failures {b['label']} "
+             f"| QA {a['label']} | QA {b['label']} | multi-turn {a['label']} | multi-turn {b['label']} |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, x in a["by_decoding"].items():
+        y = b["by_decoding"].get(name)
+        if y is None:
+            continue
+        lines.append(f"| {name} | {x['style_score']:.3f} | {y['style_score']:.3f} | {x['failure_rate']:.1%} | {y['failure_rate']:.1%} "
+                     f"| {x['qa_accuracy']:.0%} | {y['qa_accuracy']:.0%} | {x['multi_turn_score']:.1%} | {y['multi_turn_score']:.1%} |")
+    return lines
+
+
+def describe(decoding: dict) -> str:
+    return (f"temperature {decoding['temperature']}, top-p {decoding['top_p']}, min-p {decoding['min_p']}, "
+            f"repetition penalty {decoding['repetition_penalty']}, seed {decoding['seed']} (per prompt)")
+
+
 def write_report(a: dict, b: dict, out: Path, decision: GateDecision | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     charts = write_charts(a, b, out)
     A, B = a["label"], b["label"]
     lines = [f"# {A} vs {B}", "",
              f"Held-out set ({a.get('heldout', 'evals/')}): {len(a['persona'])} persona conversations, {len(a['qa'])} generic questions, "
-             f"{len(a['scripts'])} scripted multi-turn conversations. Greedy decoding, at most "
-             f"{a['settings']['max_new_tokens']} new tokens, seed {a['settings']['seed']}.", ""]
+             f"{len(a['scripts'])} scripted multi-turn conversations. Metrics below in the {a.get('gate_decoding', 'greedy')} "
+             f"decoding (the gate's), at most {a['settings']['max_new_tokens']} new tokens, seed {a['settings']['seed']}.", ""]
     if decision is not None:
         lines += [f"**Gate: {'PASSED' if decision.passed else 'FAILED'}**: " + "; ".join(decision.reasons), ""]
     lines += [f"| metric | {A} | {B} | better |", "|---|---|---|---|"]
     lines += [f"| {t} | {x} | {y} | {m} |" for t, x, y, m in summary_rows(a, b)]
+    lines += decoding_rows(a, b)
     lines += ["", f"![metrics]({charts[0]})", "", "## Failure rates", "",
               f"Over {len(a['persona']) + sum(len(s['turns']) for s in a['scripts'])} replies (persona prompts and multi-turn turns).", "",
               f"| failure | {A} | {B} |", "|---|---|---|"]

@@ -1,0 +1,107 @@
+"""Decoding users enjoy (issue 12, item 3): the settings from config/bot.yaml, checked; replies
+sampled per request with their own seed (same seed, same reply; another seed, another reply),
+greedy when temperature is 0 and identical to transformers' own generate; the card's keys and
+values computed once give the same tokens as computing them for every prompt (issue 15, item 2)."""
+
+from dataclasses import replace
+
+import pytest
+
+from core.decoding import Decoding
+from core.errors import UserError
+from core.settings import load_settings
+
+
+def test_bot_yaml_decoding_is_read_checked_and_unknown_keys_refused(tmp_path):
+    shipped = load_settings()
+    assert shipped.decoding.sampling and shipped.decoding.max_new_tokens == 160
+    bad = tmp_path / "bot.yaml"
+    bad.write_text("decoding:\n  temperature: 9\n")
+    with pytest.raises(UserError, match=r"bot.yaml: decoding.temperature: must be between 0 \(greedy\) and 5, got 9"):
+        load_settings(bad)
+    bad.write_text("decoding:\n  top_k: 40\n")
+    with pytest.raises(UserError, match="unknown key 'decoding.top_k'"):
+        load_settings(bad)
+    bad.write_text("decoding:\n  max_new_tokens: 0\n")
+    with pytest.raises(UserError, match="decoding.max_new_tokens: must be between 1 and 4096"):
+        load_settings(bad)
+
+
+def test_request_seeds_are_fresh_or_derived_from_the_configured_seed():
+    fixed = Decoding(temperature=0.8, seed=3)
+    assert fixed.seed_for("hi") == fixed.seed_for("hi") != fixed.seed_for("hello")
+    assert replace(fixed, seed=4).seed_for("hi") != fixed.seed_for("hi")
+    assert Decoding(temperature=0.8).seed_for("hi") != Decoding(temperature=0.8).seed_for("hi")  # variety
+    assert Decoding(temperature=0.0).seed_for("hi") is None  # greedy draws nothing
+
+
+@pytest.mark.model
+def test_same_seed_same_reply_other_seeds_other_replies(served, persona):
+    from core.generate import BatchDecoder, RowRequest, generate
+    from core.prompt import Turn, generation_prompt
+
+    sampling = Decoding(temperature=1.0, top_p=0.95, min_p=0.02, max_new_tokens=20)
+    prompt = generation_prompt(served.tokenizer, persona, [Turn("Hi!")])
+    others = [generation_prompt(served.tokenizer, persona, [Turn(q)]) for q in ("Fight me!", "Are you hungry?")]
+
+    def reply(seed, mates=()):
+        decoder = BatchDecoder(served.model, served.tokenizer)
+        requests = [RowRequest(i, decoder.tokenize(p), 20, sampling, seed + i) for i, p in enumerate([prompt, *mates])]
+        finished, failed = decoder.join(requests)
+        assert not failed
+        while len(decoder):
+            finished += decoder.step()
+        return dict(finished)[0]
+
+    # The first forward of a process can round differently from every later one (seen here: the
+    # first sampled reply after loading differed at its 7th token, every later run agreed), so
+    # warm the model up once, as the bot's first request does.
+    reply(10)
+    first = reply(11)
+    assert first.seed == 11 and first.text == reply(11).text
+    assert reply(11, others).text == first.text  # batch-mates do not change a seeded reply
+    assert len({first.text} | {reply(s).text for s in (12, 13, 14)}) >= 3  # variety, as users expect
+    configured = replace(sampling, seed=5)
+    assert generate(served.model, served.tokenizer, [prompt], decoding=configured)[0].text == \
+        generate(served.model, served.tokenizer, [prompt, *others], decoding=configured)[0].text
+
+
+@pytest.mark.model
+def test_greedy_with_the_cached_card_is_token_identical_to_generate_alone(served, persona):
+    """The worker's path (card prefilled once, prompts joining at different steps) against
+    transformers' model.generate on each prompt alone, greedy with the repetition penalty."""
+    import torch
+
+    from core.generate import BatchDecoder, RowRequest
+    from core.prompt import Turn, card_prefix, generation_prompt
+
+    tokenizer, greedy = served.tokenizer, Decoding(max_new_tokens=24)
+    lines = ["Who are you?", "What is the capital of France?", "Do you like trains?", "Why the boar mask?"]
+    prompts = [generation_prompt(tokenizer, persona, [Turn(q)]) for q in lines]
+    expected = []
+    for p in prompts:
+        ids = tokenizer(p, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        with torch.inference_mode():
+            out = served.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=24,
+                                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                                        **greedy.generate_kwargs())
+        expected.append(out[0, ids.shape[1]:].tolist())
+
+    decoder = BatchDecoder(served.model, tokenizer)
+    prefix = card_prefix(tokenizer, persona)
+    rows = [RowRequest(i, decoder.tokenize(p), 24, greedy, None, decoder.prefix_len(decoder.tokenize(p), prefix))
+            for i, p in enumerate(prompts)]
+    assert all(r.prefix_len > 100 for r in rows)
+    finished, failed = decoder.join(rows[:2])
+    for _ in range(5):  # the others join while the first two are decoding
+        finished += decoder.step()
+    more, failed_more = decoder.join(rows[2:])
+    finished += more
+    while len(decoder):
+        finished += decoder.step()
+    assert not failed and not failed_more
+    assert decoder.stats.prefix_builds == 1 and decoder.stats.prefix_hits == 4
+    got = dict(finished)
+    for i, tokens in enumerate(expected):
+        text = tokenizer.decode([t for t in tokens if t != tokenizer.eos_token_id], skip_special_tokens=True).strip()
+        assert got[i].text == text, lines[i]
