@@ -66,7 +66,7 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
 
 
-def _card_of(info: AdapterInfo) -> tuple[PersonaCard, Path]:
+def trained_card(info: AdapterInfo) -> tuple[PersonaCard, Path]:
     manifest = json.loads((info.path / "manifest.json").read_text())
     card_path = (manifest.get("profile") or {}).get("card")
     if not card_path:
@@ -93,7 +93,7 @@ def export(adapter: str | Path, formats: list[str], out: Path | None = None, reg
     todo = plan(formats)
     needs_llama = {"gguf", "lora-gguf"} & set(todo)
     llama = llama_cpp.find_llama_cpp() if needs_llama else None  # before any slow work: fail at once
-    card, card_path = _card_of(info)
+    card, card_path = trained_card(info)
     if "ollama" in todo and info.prompt_format != "chat":
         raise UserError(f"{info.path}: trained in the {info.prompt_format} prompt format; the Ollama TEMPLATE is made "
                         "for chat-format adapters only (train with prompt_format: chat)")
@@ -197,5 +197,6 @@ def readme(info: AdapterInfo, card: PersonaCard, folder: Path, name: str) -> str
                      + ("`Modelfile.lora` does the same with the base GGUF plus the LoRA (`ADAPTER`).\n" if present("Modelfile.lora") else ""))
     if present(f"{short}.card.png"):
         parts.append(f"## {short}.card.png\nThe persona card it was trained with (SillyTavern V2): import it in "
-                     "SillyTavern and point SillyTavern at the server above (chat completion, ChatML).\n")
+                     "SillyTavern and connect SillyTavern to a llama.cpp or Ollama server running the GGUF "
+                     "(Chat Completion, or Text Completion with the ChatML template).\n")
     return "\n".join(parts)
