@@ -44,4 +44,6 @@ def write_merged(info: AdapterInfo, end_of_turn: str, out: Path, max_new_tokens:
         bos_token_id=merged.config.bos_token_id, eos_token_id=eot, pad_token_id=tokenizer.pad_token_id,
         do_sample=False, repetition_penalty=REPETITION_PENALTY, max_new_tokens=max_new_tokens)
     merged.save_pretrained(out, safe_serialization=True)
+    # The tokenizer's EOS is what llama.cpp's converter writes as the GGUF's end of generation.
+    tokenizer.eos_token = end_of_turn
     tokenizer.save_pretrained(out)
