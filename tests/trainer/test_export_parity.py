@@ -7,6 +7,8 @@ format and run in llama.cpp's own server.
   end-of-turn token, with the same reply.
 - The merged full-precision export reproduces the trained model's greedy tokens exactly; the f16 and
   Q4_K_M GGUFs agree within the tolerances below (bench/export_parity.py prints the figures).
+Decoding is the bot's on every side (greedy, repetition penalty 1.15 over the whole sequence): see
+trainer/export/parity.py.
 Needs llama.cpp (`make llama.cpp`; `make test` builds it): without it these tests fail saying so.
 """
 

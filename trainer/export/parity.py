@@ -2,9 +2,11 @@
 llama.cpp's server on the exported GGUF, on prompts rendered by our one prompt builder.
 
 Used by tests/trainer/test_export_parity.py (which asserts) and bench/export_parity.py (which prints
-the figures). Decoding is pure greedy on both sides (no repetition penalty: llama.cpp applies its
-penalty over a window, transformers over the whole sequence, which would compare samplers rather
-than models)."""
+the figures). Decoding is the bot's on both sides: greedy with its repetition penalty over the whole
+sequence, prompt included (transformers' RepetitionPenaltyLogitsProcessor; llama-server feeds the
+prompt to its penalty sampler, and repeat_last_n = the context size makes its window the whole sequence; both divide a
+positive logit by the penalty and multiply a negative one). Pure greedy is no use here: without the
+penalty a 24-step adapter on the full-precision base loops past the token limit on 5 of 8 prompts."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.generate import REPETITION_PENALTY
 from core.persona import PersonaCard
 from core.prompt import Turn, chat_messages, generation_prompt
 
@@ -56,7 +59,7 @@ def hf_greedy(model, tokenizer, prompts: list[str], end_of_turn_id: int, max_new
         ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids.to(model.device)
         with torch.inference_mode():
             row = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                                 do_sample=False, repetition_penalty=1.0, eos_token_id=end_of_turn_id,
+                                 do_sample=False, repetition_penalty=REPETITION_PENALTY, eos_token_id=end_of_turn_id,
                                  pad_token_id=end_of_turn_id)[0, ids.shape[1]:].tolist()
         ended = end_of_turn_id in row
         out.append(Greedy(row[: row.index(end_of_turn_id)] if ended else row, ended))
@@ -101,6 +104,7 @@ class LlamaServer:
     # One thread: the figures do not depend on it, and on shared, busy cores llama.cpp's spinning
     # threads slow each other down (measured under load: 8.5 tok/s with one thread, 0.8 with two).
     def __init__(self, binary: Path, model: Path, *extra: str, threads: int = 1, ctx: int = 2048):
+        self.ctx = ctx  # also the penalty window: the whole context, prompt included
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(self.port), "-t", str(threads),
@@ -142,13 +146,13 @@ class LlamaServer:
 
     def greedy(self, prompt: str | list[int], max_new_tokens: int) -> Greedy:
         out = self.post("/completion", {"prompt": prompt, "n_predict": max_new_tokens, "temperature": 0, "top_k": 1,
-                                        "repeat_penalty": 1.0, "return_tokens": True, "cache_prompt": False})
+                                        "repeat_penalty": REPETITION_PENALTY, "repeat_last_n": self.ctx, "return_tokens": True, "cache_prompt": False})
         return Greedy(list(out["tokens"]), out["stop_type"] == "eos")
 
     def chat(self, messages: list[dict[str, str]], max_new_tokens: int) -> dict:
         """/v1/chat/completions: the GGUF's own chat template renders the prompt."""
         return self.post("/v1/chat/completions", {"messages": messages, "max_tokens": max_new_tokens, "temperature": 0,
-                                                  "top_k": 1, "repeat_penalty": 1.0, "cache_prompt": False})
+                                                  "top_k": 1, "repeat_penalty": REPETITION_PENALTY, "repeat_last_n": self.ctx, "cache_prompt": False})
 
     def apply_template(self, messages: list[dict[str, str]]) -> str:
         return self.post("/apply-template", {"messages": messages})["prompt"]
