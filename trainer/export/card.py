@@ -1,0 +1,40 @@
+"""The persona as a SillyTavern V2 character card PNG (the `chara` tEXt chunk holds the card JSON,
+base64-encoded), so that the character travels with the model. core/persona.py reads it back."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+from core.persona import CARD_FIELDS, PersonaCard, read_card_json
+
+
+def card_v2(card: PersonaCard, source: Path, version: str) -> dict:
+    """The trained-with card as V2 JSON: a V2 source is kept whole (extensions, greetings...), a
+    V1 or V3 card is carried over field by field."""
+    raw = read_card_json(source)
+    if isinstance(raw, dict) and raw.get("spec") == "chara_card_v2" and isinstance(raw.get("data"), dict):
+        data = dict(raw["data"])
+    else:
+        data = {field: getattr(card, field) for field in CARD_FIELDS}
+    for key, default in (("creator_notes", ""), ("system_prompt", ""), ("post_history_instructions", ""),
+                         ("alternate_greetings", []), ("tags", []), ("creator", ""), ("extensions", {})):
+        data.setdefault(key, default)
+    data["character_version"] = data.get("character_version") or version
+    return {"spec": "chara_card_v2", "spec_version": "2.0", "data": data}
+
+
+def write_card_png(card: PersonaCard, source: Path, version: str, out: Path) -> None:
+    from PIL import Image, ImageDraw
+    from PIL.PngImagePlugin import PngInfo
+
+    if source.suffix.lower() == ".png":
+        with Image.open(source) as image:
+            picture = image.convert("RGBA")
+    else:  # a plain portrait card with the name, as SillyTavern shows it in the character list
+        picture = Image.new("RGBA", (400, 600), (40, 52, 80, 255))
+        ImageDraw.Draw(picture).text((24, 540), card.name, fill=(255, 255, 255, 255))
+    info = PngInfo()
+    info.add_text("chara", base64.b64encode(json.dumps(card_v2(card, source, version), ensure_ascii=False).encode()).decode())
+    picture.save(out, pnginfo=info)
