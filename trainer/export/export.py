@@ -159,7 +159,7 @@ def export(adapter: str | Path, formats: list[str], out: Path | None = None, reg
 
 
 def _repetition_penalty() -> float:
-    from core.generate import REPETITION_PENALTY
+    from core.decoding import REPETITION_PENALTY
 
     return REPETITION_PENALTY
 

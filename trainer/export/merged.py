@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from core.generate import REPETITION_PENALTY
+from core.decoding import REPETITION_PENALTY
 from core.registry import AdapterInfo
 
 log = logging.getLogger(__name__)

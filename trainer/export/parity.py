@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.generate import REPETITION_PENALTY
+from core.decoding import REPETITION_PENALTY
 from core.persona import PersonaCard
 from core.prompt import Turn, chat_messages, generation_prompt
 
