@@ -60,10 +60,11 @@ def test_a_template_that_differs_from_the_builder_is_refused(tokenizer, persona)
 def test_modelfile_carries_persona_stop_and_decoding(tokenizer, persona):
     template = ollama.derive_template(tokenizer, "smollm2")
     text = ollama.modelfile(source="./m.gguf", adapter="./a.gguf", template=template, card=persona, stop="<|im_end|>",
-                            decoding=ollama.Decoding(160, 1.15), header="h")
+                            decoding=ollama.Decoding(160, 1.15, 0.8, 0.95, 0.05), header="h")
     lines = text.splitlines()
     assert "FROM ./m.gguf" in lines and "ADAPTER ./a.gguf" in lines
-    assert 'PARAMETER stop "<|im_end|>"' in lines and "PARAMETER temperature 0" in lines
+    assert 'PARAMETER stop "<|im_end|>"' in lines and "PARAMETER temperature 0.8" in lines
+    assert "PARAMETER top_p 0.95" in lines and "PARAMETER min_p 0.05" in lines
     assert "PARAMETER repeat_penalty 1.15" in lines and "PARAMETER num_predict 160" in lines
     assert f'TEMPLATE """{template}"""' in text
     from core.prompt import system_prompt

@@ -111,7 +111,7 @@ def export(adapter: str | Path, formats: list[str], out: Path | None = None, reg
         end_of_turn = end_of_turn or tokenizer.eos_token
         if "merged" in todo:
             tmp = work / "merged"
-            write_merged(info, end_of_turn, tmp, settings.engine.max_new_tokens)
+            write_merged(info, end_of_turn, tmp, settings.decoding.max_new_tokens)
             _replace_into(tmp, folder / "merged")
             result.files["merged"] = [folder / "merged"]
         if "gguf" in todo:
@@ -130,7 +130,8 @@ def export(adapter: str | Path, formats: list[str], out: Path | None = None, reg
             where = f"{info.base_model}'s chat template"
             template = ollama.derive_template(tokenizer, where)
             ollama.check_template(template, tokenizer, card, where)
-            decoding = ollama.Decoding(settings.engine.max_new_tokens, _repetition_penalty())
+            d = settings.decoding
+            decoding = ollama.Decoding(d.max_new_tokens, d.repetition_penalty, d.temperature, d.top_p, d.min_p)
             header = (f"{card.name}, adapter {info.version} on {info.base_model}, exported by `python -m trainer export`.\n"
                       f"Run as: ollama create {slug(card.name)} -f Modelfile && ollama run {slug(card.name)}")
             files = [folder / "Modelfile"]
@@ -156,12 +157,6 @@ def export(adapter: str | Path, formats: list[str], out: Path | None = None, reg
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return result
-
-
-def _repetition_penalty() -> float:
-    from core.decoding import REPETITION_PENALTY
-
-    return REPETITION_PENALTY
 
 
 def _base_gguf(info: AdapterInfo) -> Path | None:

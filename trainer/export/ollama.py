@@ -31,9 +31,12 @@ CHECK_TURNS = [
 
 @dataclass(frozen=True)
 class Decoding:
-    """Our bot's decoding, in Ollama's PARAMETER names."""
+    """Our bot's decoding (config/bot.yaml `decoding:`), in Ollama's PARAMETER names."""
     max_new_tokens: int
     repetition_penalty: float
+    temperature: float = 0.0
+    top_p: float = 1.0
+    min_p: float = 0.0
 
 
 def _split(text: str, mark: str, where: str) -> tuple[str, str]:
@@ -112,6 +115,7 @@ def modelfile(*, source: str, adapter: str | None, template: str, card: PersonaC
     lines.append(f"PARAMETER stop {stop!r}".replace("'", '"') if '"' not in stop else f"PARAMETER stop {stop}")
     # Greedy with a mild repetition penalty over the whole context, as the bot decodes
     # (core/generate.py: repeat_last_n -1 is the whole context, like transformers' penalty).
-    lines += ["PARAMETER temperature 0", f"PARAMETER repeat_penalty {decoding.repetition_penalty}",
+    lines += [f"PARAMETER temperature {decoding.temperature:g}", f"PARAMETER top_p {decoding.top_p:g}",
+              f"PARAMETER min_p {decoding.min_p:g}", f"PARAMETER repeat_penalty {decoding.repetition_penalty}",
               "PARAMETER repeat_last_n -1", f"PARAMETER num_predict {decoding.max_new_tokens}"]
     return "\n".join(lines) + "\n"
