@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from core.context import fit_prompt, turns_from_history
+from bot.service.engine_client import EngineUnavailable
 from bot.service.worker import ModelReleased, ModelWorker, RenderedForAnotherModel, WorkerBusy
 from core.generate import reply_text
 from core.db.history import History
@@ -64,6 +65,9 @@ class ChatPipeline:
                 return Reply(WAIT_YOUR_TURN, from_model=False)
             except ModelReleased:
                 return Reply(TRAINING_IN_THE_MOUNTAINS, from_model=False)
+            except EngineUnavailable as exc:  # down or too slow: expected in operation, one line, no traceback
+                log.warning("reply failed in channel %s: %s", channel_id, exc)
+                return Reply(APOLOGY, from_model=False)
             except Exception:
                 log.exception("reply failed in channel %s", channel_id)
                 return Reply(APOLOGY, from_model=False)
