@@ -27,6 +27,18 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class OpenAIEngineSettings:
+    """An OpenAI-compatible serving engine (vLLM, SGLang, llama-server...) used with backend: openai."""
+
+    base_url: str = "http://127.0.0.1:8000"  # the engine's address, without /v1
+    api_key_env: str | None = None  # name of the environment variable holding the API key; None: no key sent
+    model_name: str | None = None  # the engine's name for the base model; None: asked from its /v1/models
+    connect_timeout_s: float = 3.0  # an engine that does not accept the connection by then is down
+    request_timeout_s: float = 60.0  # a reply slower than this gets an in-character apology
+    max_in_flight: int = 8  # requests sent to the engine at once at most; the rest wait (up to engine.max_queue)
+
+
+@dataclass(frozen=True)
 class ChatSettings:
     context_tokens: int = 1024  # prompt budget: persona card + as many recent turns as fit
     history_messages: int = 60  # most recent messages read from the database per reply
@@ -77,10 +89,12 @@ SERVING_DECODING = Decoding(temperature=0.8, top_p=0.95, min_p=0.05, repetition_
 class BotSettings:
     model: str = EMBEDDED_SPEC
     adapter: str | None = None
+    backend: Literal["local", "openai"] = "local"  # local: the in-process worker; openai: an engine over HTTP
     quantization: Literal["nf4", "none"] = "nf4"
     card: str = "data/persona_card.json"
     engine: EngineSettings = field(default_factory=EngineSettings)
     decoding: Decoding = SERVING_DECODING
+    openai: OpenAIEngineSettings = field(default_factory=OpenAIEngineSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
@@ -90,7 +104,33 @@ def load_settings(path: Path | None = None) -> BotSettings:
     path = path or DEFAULT_CONFIG
     settings = build(BotSettings, read_yaml(path), str(path)) if path.exists() else BotSettings()
     check_shards(settings.discord, f"{path}: discord.")
+    check_engine(settings, f"{path}: ")
     return settings
+
+
+def check_engine(settings: BotSettings, where: str) -> None:
+    """Engine values that would only fail at the first reply, as one line naming the key."""
+    from urllib.parse import urlparse
+
+    e, o = settings.engine, settings.openai
+    for key, value in (("engine.max_queue", e.max_queue), ("engine.max_new_tokens", e.max_new_tokens),
+                       ("engine.max_batch", e.max_batch), ("openai.max_in_flight", o.max_in_flight)):
+        if value < 1:
+            raise UserError(f"{where}{key}: must be at least 1, got {value}")
+    for key, value in (("openai.connect_timeout_s", o.connect_timeout_s), ("openai.request_timeout_s", o.request_timeout_s)):
+        if not value > 0:
+            raise UserError(f"{where}{key}: must be more than 0 seconds, got {value}")
+    url = urlparse(o.base_url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise UserError(f"{where}openai.base_url: expected http://host:port or https://host, got {o.base_url!r}")
+    if url.path.rstrip("/").endswith("/v1"):
+        raise UserError(f"{where}openai.base_url: leave /v1 out (the bot adds it), got {o.base_url!r}")
+    if settings.backend == "openai" and o.api_key_env:
+        import os
+
+        if not os.environ.get(o.api_key_env):
+            raise UserError(f"{where}openai.api_key_env: the environment variable {o.api_key_env} is not set "
+                            "(set it, or api_key_env: null for an engine without a key)")
 
 
 def check_shards(discord: DiscordSettings, where: str, *, options: bool = False) -> None:

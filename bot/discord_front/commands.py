@@ -237,14 +237,14 @@ def format_uptime(seconds: float) -> str:
     return str(timedelta(seconds=int(seconds)))
 
 
-@app_commands.command(name="inosuke", description="Which adapter is serving, the queue, the uptime")
+@app_commands.command(name="inosuke", description="Which engine and adapter are serving, the queue, the uptime")
 async def status(interaction: discord.Interaction) -> None:
     runtime = interaction.client.runtime
     version = runtime.worker.version or "none (base model)"
     shard = interaction.client.shard_for(interaction.guild_id)
     where = f"\nShard: {shard} of {interaction.client.shard_count}" if shard is not None else ""
     await interaction.response.send_message(
-        f"Adapter: {version}\nQueue: {runtime.worker.queue_length} waiting\nUptime: {format_uptime(runtime.uptime_s)}{where}",
+        f"Engine: {runtime.worker.describe()}\nAdapter: {version}\nQueue: {runtime.worker.queue_length} waiting\nUptime: {format_uptime(runtime.uptime_s)}{where}",
         ephemeral=True)
 
 

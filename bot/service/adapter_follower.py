@@ -6,7 +6,10 @@ are loaded into the model already in memory (seconds, no second copy of the base
 base, the new model is loaded beside the old one first and then installed. Requests keep
 queueing meanwhile, and each reply is stored with the version that actually wrote it.
 
-Optionally (serving.release_during_training) the model is unloaded while a training holds the
+With an engine (backend: openai) the new version is loaded into the engine under its name,
+replies switch to it, and the old one is unloaded (bot/service/engine_client.py).
+
+Optionally (serving.release_during_training, local backend only) the model is unloaded while a training holds the
 training lock, so one small GPU can do both; users get an in-character "training in the
 mountains" until it is loaded again.
 """
@@ -50,7 +53,8 @@ class AdapterFollower:
             await asyncio.sleep(self.settings.poll_s)
 
     async def check(self) -> None:
-        if self.settings.release_during_training:
+        # With a remote engine the training lock never unloads anything: the model is not here.
+        if self.settings.release_during_training and not self.worker.remote:
             training = training_in_progress(self.lock)
             if training and not self.released:
                 await self.release()
@@ -83,7 +87,9 @@ class AdapterFollower:
         before = self.runtime.adapter_version
         try:
             info = read_adapter(target) if target is not None else None
-            if can_swap_in_place(worker.served, info):
+            if self.worker.remote:  # load into the engine, switch, unload the old one
+                await worker.switch_adapter(info)
+            elif can_swap_in_place(worker.served, info):
                 await worker.between_batches(lambda: worker.install(swap_adapter(worker.served, info)))
             else:
                 served = await asyncio.to_thread(load_served, info, base=current.base, quantization=current.quantization)

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from core.context import fit_prompt, turns_from_history
+from bot.service.engine_client import EngineUnavailable
 from bot.service.worker import ModelReleased, ModelWorker, RenderedForAnotherModel, WorkerBusy
 from core.generate import reply_text
 from core.db.history import AlreadyStored, History
@@ -124,6 +125,9 @@ class ChatPipeline:
             return await self.fallback(WAIT_YOUR_TURN, deliver)
         except ModelReleased:
             return await self.fallback(TRAINING_IN_THE_MOUNTAINS, deliver)
+        except EngineUnavailable as exc:  # down or too slow: expected in operation, one line, no traceback
+            log.warning("reply failed in channel %s: %s", channel_id, exc)
+            return await self.fallback(APOLOGY, deliver)
         except Exception:
             log.exception("reply failed in channel %s", channel_id)
             return await self.fallback(APOLOGY, deliver)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Runtime:
     pipeline: ChatPipeline
-    worker: ModelWorker
+    worker: ModelWorker  # or an OpenAIEngine (bot/service/engine_client.py): the same interface
     history: History
     db_engine: object
     started_at: float = field(default_factory=time.monotonic)  # for /inosuke's uptime
@@ -45,7 +45,7 @@ class Runtime:
         return time.monotonic() - self.started_at
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.worker.stop)
+        await self.worker.close()
         await self.db_engine.dispose()
 
 
@@ -60,10 +60,16 @@ async def start_runtime(settings: BotSettings, adapter: Path | None, database_ur
     db_engine = make_engine(database_url)
     history = History(sessions(db_engine))
     card = load_card(project_path(settings.card))
-    served = await asyncio.to_thread(load_served, adapter, base=settings.model, quantization=settings.quantization)
     e = settings.engine
-    worker = ModelWorker(served, max_batch=e.max_batch, max_wait_s=e.max_wait_s, max_queue=e.max_queue,
-                         decoding=settings.decoding).start()
+    if settings.backend == "openai":
+        from bot.service.engine_client import OpenAIEngine, remote_served
+
+        served = await asyncio.to_thread(remote_served, adapter, settings.model)  # the tokenizer only: no weights here
+        worker = OpenAIEngine(settings.openai, served, decoding=settings.decoding, max_queue=e.max_queue)
+    else:
+        served = await asyncio.to_thread(load_served, adapter, base=settings.model, quantization=settings.quantization)
+        worker = ModelWorker(served, max_batch=e.max_batch, max_wait_s=e.max_wait_s, max_queue=e.max_queue,
+                             decoding=settings.decoding).start()
     pipeline = ChatPipeline(history, worker, card, settings=settings.chat)
-    log.info("serving %s with adapter %s", served.base, served.version or "none (base model)")
+    log.info("serving %s with adapter %s through the %s", served.base, served.version or "none (base model)", worker.describe())
     return Runtime(pipeline, worker, history, db_engine)

@@ -95,6 +95,8 @@ class BatchStats:
 
 
 class ModelWorker:
+    remote = False  # the model is in this process (a training may ask for it to be released)
+
     def __init__(self, served: ServedModel | None, *, max_batch: int = 8, max_wait_s: float = 0.05, max_queue: int = 32,
                  decoding: Decoding = Decoding(), max_new_tokens: int | None = None):
         self.served = served  # None while released
@@ -129,6 +131,12 @@ class ModelWorker:
     def stop(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=60)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+    def describe(self) -> str:
+        return f"in-process worker ({self.served.base if self.served is not None else 'released'})"
 
     async def generate(self, prompt: str, rendered_for: ServedModel, prefix: str | None = None) -> Generation:
         """`prompt`'s reply by the model it was rendered for. `prefix`: the text it begins with

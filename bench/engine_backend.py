@@ -1,0 +1,183 @@
+"""Run as: .venv/bin/python bench/engine_backend.py --adapter ADAPTER_DIR [--rounds 3] [--new-tokens 64] [--no-local]
+
+The bot through the vLLM engine backend (backend: openai) against the engine's own figures, in
+the same run, with the adapter on: one stream (one channel, one message after another) and eight
+channels at once. `make vllm` must have built the engine's virtualenv; the bench starts vLLM
+(CPU) on the embedded model itself and stops it at the end.
+
+To compare like with like, every request the bot sent in its measured pass is replayed raw to the
+engine (same prompts, same decoding settings, same concurrency), so the ratio is the bot's own
+cost (database, context window, rendering, HTTP client). Order: a warm-up pass through the bot
+(it also fills the engine's prefix cache), the engine alone, then the bot again, each in fresh
+channels with the same messages. With --no-local it skips the in-process worker on the same
+adapter and messages (the default backend) for comparison.
+
+Prints generated tokens/s and p50 reply latency per case, and bot/engine ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+QUESTIONS = ["Who are you?", "What's your favorite food?", "Fight me!", "Where is Tanjiro?", "Do you like trains?",
+             "What is 7 plus 5?", "Good morning!", "Why the boar mask?", "Can I train with you?", "Are you hungry?"]
+
+
+async def pipeline_on(worker, card):
+    from bot.service.pipeline import ChatPipeline
+    from core.db.database import make_engine, sessions, upgrade
+    from core.db.history import History
+
+    url = f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bench.db"
+    await asyncio.to_thread(upgrade, url)
+    db = make_engine(url)
+    return ChatPipeline(History(sessions(db)), worker, card), db
+
+
+async def through_bot(worker, card, channels: int, rounds: int, first_channel: int, bodies: list | None = None) -> dict:
+    """Messages through the real pipeline: `channels` channels at once, `rounds` messages each."""
+    pipeline, db = await pipeline_on(worker, card)
+    tokens, latencies = 0, []
+    original = worker.generate
+
+    async def counted(prompt, rendered_for):
+        nonlocal tokens
+        result = await original(prompt, rendered_for)
+        tokens += result.new_tokens
+        return result
+
+    worker.generate = counted
+    if bodies is not None:  # record what the engine backend sends, to replay it to the engine alone
+        post = worker._post
+
+        async def recording(path, body, timeout_s):
+            if path == "/v1/completions":
+                bodies.append(body)
+            return await post(path, body, timeout_s)
+
+        worker._post = recording
+
+    async def channel(c: int) -> None:
+        for r in range(rounds):
+            started = time.perf_counter()
+            reply = await pipeline.respond(first_channel + c, 1000 + c, f"user{c}", QUESTIONS[(c + r) % len(QUESTIONS)])
+            assert reply.from_model, f"no model reply: {reply.text}"
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(channel(c) for c in range(channels)))
+    elapsed = time.perf_counter() - started
+    worker.generate = original
+    if bodies is not None:
+        worker._post = post
+    await db.dispose()
+    return {"tokens": tokens, "seconds": elapsed, "p50": statistics.median(latencies)}
+
+
+async def engine_alone(url: str, bodies: list[dict], channels: int) -> dict:
+    """The same request bodies sent straight to the engine, `channels` streams at once."""
+    import aiohttp
+
+    tokens, latencies = 0, []
+    streams = [bodies[c::channels] for c in range(channels)]
+
+    async def stream(session, own):
+        nonlocal tokens
+        for body in own:
+            started = time.perf_counter()
+            async with session.post(url + "/v1/completions", json=body) as response:
+                answer = await response.json()
+            tokens += answer["usage"]["completion_tokens"]
+            latencies.append(time.perf_counter() - started)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(stream(session, own) for own in streams))
+        elapsed = time.perf_counter() - started
+    return {"tokens": tokens, "seconds": elapsed, "p50": statistics.median(latencies)}
+
+
+def line(name: str, r: dict) -> str:
+    return f"  {name:<34} {r['tokens'] / r['seconds']:7.1f} tok/s   p50 {r['p50']:6.2f} s   ({r['tokens']} tokens in {r['seconds']:.1f} s)"
+
+
+async def main_async(args) -> None:
+    from bot.service.engine_client import OpenAIEngine, remote_served
+    from core.decoding import Decoding
+    from core.model_resolver import embedded_folder
+    from core.paths import DEFAULT_CARD
+    from core.persona import load_card
+    from core.registry import read_adapter
+    from core.settings import OpenAIEngineSettings
+    from tools.vllm_engine import VLLMEngine
+
+    card = load_card(DEFAULT_CARD)
+    info = read_adapter(args.adapter)
+    results: dict[str, dict] = {}
+    vllm = await asyncio.to_thread(VLLMEngine(embedded_folder()).start)
+    print(f"vLLM (CPU) started in {vllm.startup_s:.0f} s at {vllm.url}; adapter {info.version}; "
+          f"{args.rounds} messages per channel, up to {args.new_tokens} new tokens")
+    try:
+        settings = OpenAIEngineSettings(base_url=vllm.url, request_timeout_s=600, max_in_flight=8)
+        engine = OpenAIEngine(settings, await asyncio.to_thread(remote_served, info, info.base_model),
+                              decoding=Decoding(max_new_tokens=args.new_tokens, repetition_penalty=1.1))
+        channel = 0
+        for channels in (1, 8):
+            label = "one stream" if channels == 1 else f"{channels} channels"
+            await through_bot(engine, card, channels, args.rounds, channel)  # warm-up
+            channel += 100
+            bodies: list = []
+            bot = await through_bot(engine, card, channels, args.rounds, channel, bodies)
+            channel += 100
+            alone = await engine_alone(vllm.url, bodies, channels)
+            bot_again = await through_bot(engine, card, channels, args.rounds, channel)
+            channel += 100
+            # The two bot passes bracket the engine's: their mean cancels a drift of the machine's load.
+            mean = {k: (bot[k] + bot_again[k]) / 2 for k in bot}
+            results[f"engine {label}"], results[f"bot via vLLM {label}"] = alone, mean
+        await engine.close()
+    finally:
+        await asyncio.to_thread(vllm.stop)
+    if not args.no_local:
+        from bot.service.worker import ModelWorker
+        from core.served_model import load_served
+
+        served = await asyncio.to_thread(load_served, info)
+        for channels in (1, 8):
+            label = "one stream" if channels == 1 else f"{channels} channels"
+            worker = ModelWorker(served, decoding=Decoding(max_new_tokens=args.new_tokens, repetition_penalty=1.1)).start()
+            results[f"bot, in-process worker {label}"] = await through_bot(worker, card, channels, args.rounds, 1000 + channels)
+            await worker.close()
+    print("Results (adapter on):")
+    for name, r in results.items():
+        print(line(name, r))
+    for label in ("one stream", "8 channels"):
+        bot, alone = results[f"bot via vLLM {label}"], results[f"engine {label}"]
+        ratio = (bot["tokens"] / bot["seconds"]) / (alone["tokens"] / alone["seconds"])
+        print(f"  ratio bot via vLLM / engine alone, {label}: {ratio:.2f}x")
+        local = results.get(f"bot, in-process worker {label}")
+        if local:
+            print(f"  ratio bot via vLLM / in-process worker, {label}: "
+                  f"{(bot['tokens'] / bot['seconds']) / (local['tokens'] / local['seconds']):.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[2])
+    parser.add_argument("--adapter", type=Path, required=True, help="adapter folder (a published version)")
+    parser.add_argument("--rounds", type=int, default=3, help="messages per channel")
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--no-local", action="store_true", help="skip the in-process worker comparison")
+    args = parser.parse_args()
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
