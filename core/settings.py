@@ -113,7 +113,7 @@ def check_engine(settings: BotSettings, where: str) -> None:
     from urllib.parse import urlparse
 
     e, o = settings.engine, settings.openai
-    for key, value in (("engine.max_queue", e.max_queue), ("engine.max_new_tokens", e.max_new_tokens),
+    for key, value in (("engine.max_queue", e.max_queue),
                        ("engine.max_batch", e.max_batch), ("openai.max_in_flight", o.max_in_flight)):
         if value < 1:
             raise UserError(f"{where}{key}: must be at least 1, got {value}")
