@@ -10,6 +10,7 @@ Skipped, with the reason, when the vLLM virtualenv could not be built or the eng
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 import urllib.request
@@ -64,9 +65,10 @@ def engine_runtime(db_url, persona):
 
 
 def republish(adapter, registry, version: str):
-    """The trained adapter copied into the registry under another version (as a retrain publishes one)."""
+    """The trained adapter (the fixture's TrainOutcome) copied into the registry under another
+    version, as a retrain publishes one."""
     target = registry / version
-    shutil.copytree(adapter, target)
+    shutil.copytree(adapter.adapter, target)
     manifest = json.loads((target / "manifest.json").read_text())
     (target / "manifest.json").write_text(json.dumps(manifest | {"version": version}))
     return target
@@ -121,7 +123,7 @@ def test_the_engine_killed_mid_request_gets_an_apology_and_replies_resume_after_
                                                                                             db_rows, trained_adapter, tmp_path):
     adapter = republish(trained_adapter, tmp_path / "adapters", "v0201")
     runtime = engine_runtime(vllm, adapter, connect_timeout_s=2.0)
-    runtime.worker.max_new_tokens = 400  # a long reply, so that the kill lands while it is generated
+    runtime.worker.decoding = dataclasses.replace(runtime.worker.decoding, max_new_tokens=400)  # a long reply, so that the kill lands while it is generated
 
     async def body(emulator, client):
         await emulator.user_says(GENERAL, TANJIRO, "Tell me everything about your training in the mountains, "
@@ -135,7 +137,7 @@ def test_the_engine_killed_mid_request_gets_an_apology_and_replies_resume_after_
         assert (await emulator.wait_for_bot_message(GENERAL, after=1)).content == APOLOGY  # still down
 
         await asyncio.to_thread(vllm.start)  # the same address; it knows no adapter any more
-        runtime.worker.max_new_tokens = 48
+        runtime.worker.decoding = dataclasses.replace(runtime.worker.decoding, max_new_tokens=48)
         await emulator.user_says(GENERAL, TANJIRO, "Are you back?", mention_bot=True)
         assert (await emulator.wait_for_bot_message(GENERAL, after=2)).content not in ("", APOLOGY)
         assert runtime.worker.stats.adapter_reloads == 1 and "v0201" in engine_models(vllm)
