@@ -174,6 +174,7 @@ def test_retrain_dry_run_then_promotes_a_better_candidate_and_rejects_a_worse_on
 
 
 @pytest.mark.each_database
+@pytest.mark.timeout(900)  # a retrain process is started, trained and killed: minutes on 2 cores
 def test_the_lock_stops_a_second_run_and_a_killed_training_changes_nothing(loop_state, trained_adapter, tmp_path):
     from core.db.training_runs import all_runs
     from trainer.cli.feedback import EXIT_ALREADY_RUNNING
@@ -191,7 +192,7 @@ def test_the_lock_stops_a_second_run_and_a_killed_training_changes_nothing(loop_
 
     env = {**os.environ, "INOSUKE_STATE_DIR": str(state), "INOSUKE_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
     log = open(tmp_path / "retrain.log", "w")
-    child = subprocess.Popen([sys.executable, "-m", "trainer", "retrain", "--set", "profile_overrides=[max_steps=500,eval_every=500]"],
+    child = subprocess.Popen([sys.executable, "-m", "trainer", "retrain", "--set", "profile_overrides=[max_steps=500,eval_every=500,eval_max_samples=2]"],
                              cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 240
