@@ -8,6 +8,7 @@ serving; the lock stops a second run."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -173,8 +174,17 @@ def test_retrain_dry_run_then_promotes_a_better_candidate_and_rejects_a_worse_on
     assert any("Lord Inosuke doesn't know that word" in p.read_text() and '"reply_id"' in p.read_text() for p in snapshots)
 
 
+def few_curated_samples(folder, per_source: int):
+    """The first `per_source` samples of each curated source file, as a data folder."""
+    folder.mkdir()
+    for source in sorted((PROJECT_ROOT / "data").glob("*.jsonl")):
+        with source.open(encoding="utf-8") as lines:
+            (folder / source.name).write_text("".join(itertools.islice(lines, per_source)), encoding="utf-8")
+    return folder
+
+
 @pytest.mark.each_database
-@pytest.mark.timeout(900)  # a retrain process is started, trained and killed: minutes on 2 cores
+@pytest.mark.timeout(600)  # a retrain process is started, reaches training and is killed
 def test_the_lock_stops_a_second_run_and_a_killed_training_changes_nothing(loop_state, trained_adapter, tmp_path):
     from core.db.training_runs import all_runs
     from trainer.cli.feedback import EXIT_ALREADY_RUNNING
@@ -192,7 +202,11 @@ def test_the_lock_stops_a_second_run_and_a_killed_training_changes_nothing(loop_
 
     env = {**os.environ, "INOSUKE_STATE_DIR": str(state), "INOSUKE_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
     log = open(tmp_path / "retrain.log", "w")
-    child = subprocess.Popen([sys.executable, "-m", "trainer", "retrain", "--set", "profile_overrides=[max_steps=500,eval_every=500,eval_max_samples=2]"],
+    # A few curated lines per source: the run only has to reach training (the whole curated set
+    # takes minutes to stage and tokenize on 2 cores, and this test kills it anyway).
+    curated = few_curated_samples(tmp_path / "curated", per_source=8)
+    child = subprocess.Popen([sys.executable, "-m", "trainer", "retrain", "--set",
+                              f"profile_overrides=[data={curated},max_steps=500,eval_every=500,eval_max_samples=2]"],
                              cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 240
