@@ -130,24 +130,35 @@ def loop_state(tmp_path, monkeypatch, model_cache, persona, db_url):
     return tmp_path / "state", url
 
 
+def few_curated_samples(folder, per_source: int):
+    """The first `per_source` samples of each curated source file, as a data folder."""
+    folder.mkdir()
+    for source in sorted((PROJECT_ROOT / "data").glob("*.jsonl")):
+        with source.open(encoding="utf-8") as lines:
+            (folder / source.name).write_text("".join(itertools.islice(lines, per_source)), encoding="utf-8")
+    return folder
+
+
 PERMISSIVE_GATE = GateSettings(min_style_gain=-1.0, max_failure_rate_increase=1.0, max_qa_drop=1.0,
                                max_eval_loss_increase=0.0, max_multi_turn_drop=1.0)  # only "lower loss" must hold
 
 
 @pytest.mark.training
 @pytest.mark.each_database
-def test_retrain_dry_run_then_promotes_a_better_candidate_and_rejects_a_worse_one(loop_state, capsys):
+def test_retrain_dry_run_then_promotes_a_better_candidate_and_rejects_a_worse_one(loop_state, capsys, tmp_path):
     from core.db.training_runs import all_runs
     from trainer.retrain import RetrainSettings, retrain
 
     state, url = loop_state
-    fast = ["max_steps=24", "eval_every=24", "eval_max_samples=4", "batch_size=1"]
+    # A slice of the curated set (staging and tokenizing all of it twice per database took minutes)
+    curated = few_curated_samples(tmp_path / "curated", per_source=40)
+    fast = [f"data={curated}", "max_steps=24", "eval_every=24", "eval_max_samples=4", "batch_size=1", "learning_rate=3e-4"]
     settings = RetrainSettings(profile_overrides=fast, eval_limit=3, training_guilds=[GUILD_ID])
     evaluation = EvalSettings(max_new_tokens=24, gate=PERMISSIVE_GATE)
 
     dry = retrain(settings, evaluation, dry_run=True)
     shown = capsys.readouterr().out
-    assert dry.status == "dry-run" and len(dry.export.samples) == 2 and dry.curated > 1000
+    assert dry.status == "dry-run" and len(dry.export.samples) == 2 and dry.curated == 4 * 40
     assert "approved chat-log samples: 2" in shown and "approved_logs" in shown and "I'll win before you even start" in shown
     assert versions(state / "adapters") == [] and list((state / "retrain").iterdir()) == []  # nothing trained, nothing left
 
@@ -158,7 +169,7 @@ def test_retrain_dry_run_then_promotes_a_better_candidate_and_rejects_a_worse_on
 
     # A candidate that cannot beat the one in service leaves it serving.
     hopeless = EvalSettings(max_new_tokens=24, gate=GateSettings(min_style_gain=5.0))
-    second = retrain(RetrainSettings(profile_overrides=["max_steps=2", "eval_every=2", "eval_max_samples=2"], eval_limit=2,
+    second = retrain(RetrainSettings(profile_overrides=[f"data={curated}", "max_steps=2", "eval_every=2", "eval_max_samples=2"], eval_limit=2,
                                      training_guilds=[GUILD_ID]), hopeless)
     assert second.status == "rejected" and "style score" in second.reason
     assert in_service(state / "adapters") == first.candidate and second.candidate.name != first.candidate.name
@@ -172,15 +183,6 @@ def test_retrain_dry_run_then_promotes_a_better_candidate_and_rejects_a_worse_on
     assert list((state / "retrain").glob("*/data")) == []  # the staged copy is gone once a run ends ...
     snapshots = (state / "runs").glob("*/dataset/*.jsonl")  # ... the run's dataset keeps the samples, reply ids with them
     assert any("Lord Inosuke doesn't know that word" in p.read_text() and '"reply_id"' in p.read_text() for p in snapshots)
-
-
-def few_curated_samples(folder, per_source: int):
-    """The first `per_source` samples of each curated source file, as a data folder."""
-    folder.mkdir()
-    for source in sorted((PROJECT_ROOT / "data").glob("*.jsonl")):
-        with source.open(encoding="utf-8") as lines:
-            (folder / source.name).write_text("".join(itertools.islice(lines, per_source)), encoding="utf-8")
-    return folder
 
 
 @pytest.mark.each_database
