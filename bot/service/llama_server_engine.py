@@ -145,10 +145,6 @@ def healthy(url: str) -> bool:
 
 
 class LlamaServerEngine(OpenAIEngine):
-    # llama-server's extensions: the repetition penalty over the whole context (-1), as the
-    # in-process worker applies it, and its prompt cache for the persona card every prompt opens with.
-    extra_body = {"repeat_last_n": -1, "cache_prompt": True}
-
     def __init__(self, settings: LlamaServerSettings, served: ServedModel, *, decoding: Decoding = GREEDY,
                  max_queue: int = 32, exports: Path | None = None, log_dir: Path | None = None,
                  watch_s: float = 0.5):
@@ -159,6 +155,10 @@ class LlamaServerEngine(OpenAIEngine):
                                       max_in_flight=settings.parallel)
         super().__init__(client, served, decoding=decoding, max_queue=max_queue)
         self.server_settings, self.exports, self.log_dir, self.watch_s = settings, exports, log_dir, watch_s
+        # llama-server's extensions: the repetition penalty over the whole context, prompt included,
+        # as the in-process worker applies it (its default is the last 64 tokens; -1 is refused), and
+        # its prompt cache for the persona card every prompt opens with.
+        self.extra_body = {"repeat_last_n": settings.context_size, "cache_prompt": True}
         self.model = project_path(settings.model) if settings.model else embedded_gguf()
         self._base_name = self.model.name
         self.processes: dict[str | None, LlamaServerProcess] = {}  # by the version each serves
