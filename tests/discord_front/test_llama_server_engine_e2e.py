@@ -216,3 +216,27 @@ def test_the_process_killed_mid_request_gets_an_apology_and_the_watchdog_restart
     # The two user messages are stored; the one reply the engine wrote too, with its version.
     assert db_rows("select by_bot, adapter_version from messages order by id") == [
         (False, None), (False, None), (True, "v0201")]
+
+
+def test_the_bot_starts_its_llama_server_from_the_config_and_stops_it_at_the_end(db_url, llama_server_binary, tmp_path):
+    from dataclasses import replace
+
+    from bot.service.runtime import start_runtime
+    from core.settings import load_settings
+
+    path = tmp_path / "bot.yaml"
+    path.write_text(f"backend: llama-server\nllama_server:\n  binary: {llama_server_binary}\n  threads: 1\n  parallel: 2\n"
+                    "  context_size: 4096\n")
+    settings = load_settings(path)
+
+    async def main():
+        runtime = await start_runtime(replace(settings, decoding=Decoding(max_new_tokens=16)), None, db_url)
+        process = runtime.worker.process
+        try:
+            assert isinstance(runtime.worker, LlamaServerEngine) and runtime.worker.remote  # the training lock unloads nothing
+            assert process.alive() and runtime.worker.describe().startswith(f"llama-server at {process.url} ")
+        finally:
+            await runtime.close()
+        assert not process.alive()
+
+    asyncio.run(main())
