@@ -163,6 +163,7 @@ class LlamaServerEngine(OpenAIEngine):
         self._base_name = self.model.name
         self.processes: dict[str | None, LlamaServerProcess] = {}  # by the version each serves
         self._watchdog: asyncio.Task | None = None
+        self._spawning: set[asyncio.Future] = set()  # processes being started (in threads)
 
     @property
     def process(self) -> LlamaServerProcess | None:
@@ -191,6 +192,11 @@ class LlamaServerEngine(OpenAIEngine):
             self._watchdog.cancel()
             self._watchdog = None
         processes, self.processes = list(self.processes.values()), {}
+        for spawn in list(self._spawning):  # a start the bot's shutdown interrupted still ends with a process
+            try:
+                processes.append(await spawn)
+            except Exception:
+                pass
         for process in processes:
             await asyncio.to_thread(process.stop)
         await super().close()
@@ -198,6 +204,21 @@ class LlamaServerEngine(OpenAIEngine):
     def _launch(self, version: str | None) -> LlamaServerProcess:
         lora = lora_gguf(version, self.exports) if version is not None else None
         return launch(self.server_settings, self.model, version, lora, self.log_dir)
+
+    async def _spawn(self, version: str | None) -> LlamaServerProcess:
+        """_launch in a thread. Shielded: if the awaiting task is cancelled (shutdown), the start
+        goes on and close() stops the process it made, instead of it outliving the bot."""
+        spawn = asyncio.ensure_future(asyncio.to_thread(self._launch, version))
+        self._spawning.add(spawn)
+        try:
+            process = await asyncio.shield(spawn)
+        except asyncio.CancelledError:
+            raise  # left in _spawning for close()
+        except BaseException:
+            self._spawning.discard(spawn)
+            raise
+        self._spawning.discard(spawn)
+        return process
 
     # -- adapters: a new process per version ----------------------------------------------------
 
@@ -209,7 +230,7 @@ class LlamaServerEngine(OpenAIEngine):
         old = self.served
         version = info.version if info is not None else None
         async with self._lock():
-            process = await asyncio.to_thread(self._launch, version)
+            process = await self._spawn(version)
         served = await asyncio.to_thread(remote_served, info, old.base if info is None else info.base_model)
         replaced = self.processes.get(version)  # the same version started again: its old process goes too
         self.processes[version] = process
@@ -267,5 +288,5 @@ class LlamaServerEngine(OpenAIEngine):
                 return  # restarted or switched while this waited
             code = process.process.returncode if process is not None else None
             log.warning("llama-server for %s is gone (exit code %s): starting it again", version or "the base model", code)
-            self.processes[version] = await asyncio.to_thread(self._launch, version)
+            self.processes[version] = await self._spawn(version)
             self.stats.restarts += 1

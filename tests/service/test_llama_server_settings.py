@@ -95,3 +95,17 @@ def test_the_trainer_exports_the_lora_gguf_only_for_llama_server_and_only_once(t
     monkeypatch.setattr(export_module, "export", lambda adapter, formats, **kw: calls.append((adapter, formats)))
     prepare_for_serving(adapter, config)
     assert calls == ([(adapter, ["lora-gguf"])] if expect_export else [])
+
+
+def test_a_missing_binary_gguf_or_lora_gguf_is_one_line_saying_what_to_run(tmp_path):
+    from bot.service.engine_client import EngineUnavailable
+    from bot.service.llama_server_engine import LlamaServerEngine, lora_gguf
+    from core.settings import LlamaServerSettings
+
+    with pytest.raises(UserError, match=r"^llama_server\.binary: .*nope is not an executable: run `make llama\.cpp`"):
+        LlamaServerEngine(LlamaServerSettings(binary=str(tmp_path / "nope")), None).start()
+    with pytest.raises(UserError, match=r"^llama_server\.model: no such GGUF file .*base\.gguf$"):
+        LlamaServerEngine(LlamaServerSettings(model=str(tmp_path / "base.gguf")), None).start()
+    with pytest.raises(EngineUnavailable, match=r"adapter v0009 has no LoRA GGUF in .*v0009 .*: run `python -m trainer "
+                                                r"export --adapter v0009 --format lora-gguf`$"):
+        lora_gguf("v0009", tmp_path)
