@@ -32,6 +32,7 @@ import urllib.request
 from pathlib import Path
 
 from bot.service.engine_client import EngineUnavailable, OpenAIEngine, remote_served
+from bot.service.worker import RenderedForAnotherModel
 from core.decoding import GREEDY, Decoding
 from core.errors import UserError
 from core.paths import cache_dir, exported_lora_gguf, exports_dir, project_path
@@ -259,6 +260,10 @@ class LlamaServerEngine(OpenAIEngine):
 
     async def _complete(self, prompt: str, served: ServedModel):
         self._ensure_watchdog()
+        if served is not self.served and served.version not in self.processes:
+            # Queued for a version whose process has stopped since: the pipeline renders it again
+            # for the version in service.
+            raise RenderedForAnotherModel
         await self._ensure_running(served.version)
         return await super()._complete(prompt, served)
 
