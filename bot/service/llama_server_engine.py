@@ -230,9 +230,9 @@ class LlamaServerEngine(OpenAIEngine):
         self._ensure_watchdog()
         old = self.served
         version = info.version if info is not None else None
+        served = await asyncio.to_thread(remote_served, info, old.base if info is None else info.base_model)
         async with self._lock():
             process = await self._spawn(version)
-        served = await asyncio.to_thread(remote_served, info, old.base if info is None else info.base_model)
         replaced = self.processes.get(version)  # the same version started again: its old process goes too
         self.processes[version] = process
         self.install(served)
