@@ -29,3 +29,17 @@ def cache_dir() -> Path:
         return Path(os.environ["INOSUKE_CACHE_DIR"])
     xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(xdg) / "inosuke"
+
+
+def exports_dir() -> Path:
+    """Where `trainer export` writes each version's files: <state>/exports/<version>/."""
+    return state_dir() / "exports"
+
+
+def exported_lora_gguf(version: str, exports: Path | None = None) -> Path | None:
+    """The version's adapter as a llama.cpp LoRA GGUF (`trainer export --format lora-gguf` writes
+    <exports>/<version>/<card>-<version>.lora.gguf), or None when it was not exported. The one place
+    both the trainer's promotion and the bot's llama-server backend look for it."""
+    folder = (exports or exports_dir()) / version
+    found = sorted(folder.glob(f"*-{version}.lora.gguf")) if folder.is_dir() else []
+    return found[0] if found else None

@@ -9,6 +9,7 @@ pointer exists (a fresh install that only ran `trainer train`), the newest versi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -62,11 +63,16 @@ def write_pointer(pointer: dict, registry: Path | None = None) -> None:
     write_json(pointer_path(registry), pointer)  # readers see the old pointer or the new one, never half of one
 
 
-def promote(adapter: Path, registry: Path | None = None, reason: str = "") -> None:
-    """Put `adapter` (a published version folder) in service; the one it replaces is kept for rollback."""
+def promote(adapter: Path, registry: Path | None = None, reason: str = "",
+            prepare: Callable[[Path], None] | None = None) -> None:
+    """Put `adapter` (a published version folder) in service; the one it replaces is kept for rollback.
+    `prepare(adapter)` runs first (the trainer exports what the serving backend needs): a failure
+    there leaves the pointer unmoved."""
     registry = registry or registry_dir()
     if not (adapter / "manifest.json").is_file() or adapter.parent.resolve() != registry.resolve():
         raise UserError(f"{adapter}: not a published version of {registry}")
+    if prepare is not None:
+        prepare(adapter)
     current = in_service(registry)
     old = read_pointer(registry) or {}
     history = list(old.get("history", []))
@@ -76,8 +82,9 @@ def promote(adapter: Path, registry: Path | None = None, reason: str = "") -> No
                    "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}, registry)
 
 
-def rollback(registry: Path | None = None, to: str | None = None) -> tuple[str | None, str]:
-    """Serve the previous adapter again (or version `to`). Returns (from, to)."""
+def rollback(registry: Path | None = None, to: str | None = None,
+             prepare: Callable[[Path], None] | None = None) -> tuple[str | None, str]:
+    """Serve the previous adapter again (or version `to`). Returns (from, to). `prepare` as in promote."""
     registry = registry or registry_dir()
     if to is not None and not VERSION.match(to):
         raise UserError(f"--to {to}: expected a version name such as v0003 (published: "
@@ -93,6 +100,8 @@ def rollback(registry: Path | None = None, to: str | None = None) -> tuple[str |
     target = registry / to
     if not (target / "manifest.json").is_file():
         raise UserError(f"{target}: no such published adapter")
+    if prepare is not None:
+        prepare(target)
     write_pointer({"version": to, "history": history, "reason": f"rollback from {current.name if current else 'none'}",
                    "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}, registry)
     return (current.name if current else None), to

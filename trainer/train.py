@@ -268,8 +268,9 @@ def train_locked(profile, overrides, resume, promote, runs, registry, rejects) -
     manifest["version"] = adapter.name
     if promote:  # a manual training means "serve this"; retrain promotes only through its gate
         from core.serving_pointer import promote as put_in_service
+        from trainer.export.serving import prepare_for_serving
 
-        put_in_service(adapter, registry, reason=f"trained with profile {profile.name}")
+        put_in_service(adapter, registry, reason=f"trained with profile {profile.name}", prepare=prepare_for_serving)
     run.update(status="finished", adapter=str(adapter))
     write_run(run_dir, run)
     t = manifest["training"]

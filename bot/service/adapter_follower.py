@@ -7,7 +7,9 @@ base, the new model is loaded beside the old one first and then installed. Reque
 queueing meanwhile, and each reply is stored with the version that actually wrote it.
 
 With an engine (backend: openai) the new version is loaded into the engine under its name,
-replies switch to it, and the old one is unloaded (bot/service/engine_client.py).
+replies switch to it, and the old one is unloaded (bot/service/engine_client.py). With backend:
+llama-server a new process starts with the version's LoRA GGUF, replies switch to it, and the old
+process stops (bot/service/llama_server_engine.py).
 
 Optionally (serving.release_during_training, local backend only) the model is unloaded while a training holds the
 training lock, so one small GPU can do both; users get an in-character "training in the
@@ -20,6 +22,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from bot.service.engine_client import EngineUnavailable
 from core.model_resolver import release_device_memory
 from core.registry import read_adapter
 from core.served_model import ServedModel, can_swap_in_place, load_served, swap_adapter
@@ -94,6 +97,10 @@ class AdapterFollower:
             else:
                 served = await asyncio.to_thread(load_served, info, base=current.base, quantization=current.quantization)
                 await worker.between_batches(lambda: worker.install(served))
+        except EngineUnavailable as exc:  # the engine's own account is the whole story: one line
+            self._failed = target.name if target else None
+            log.error("could not load adapter %s: %s; still serving %s", target, exc, before or "the base model")
+            return
         except Exception:
             self._failed = target.name if target else None
             log.exception("could not load adapter %s; still serving %s", target, before or "the base model")

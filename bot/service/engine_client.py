@@ -54,6 +54,7 @@ class EngineStats:
     busy: int = 0  # refused: the engine (503/429) or our queue was full
     largest_in_flight: int = 0
     adapter_reloads: int = 0  # adapters loaded again into a restarted engine
+    restarts: int = 0  # engine processes the bot owns (llama-server) started again after they died
 
 
 def completion_request(prompt: str, model: str, *, max_tokens: int, stop_token_id: int | None, stop_text: str | None,
@@ -89,6 +90,8 @@ def remote_served(adapter: Path | AdapterInfo | None, base: str) -> ServedModel:
 
 class OpenAIEngine:
     remote = True  # the training lock never unloads anything: the model is not in this process
+    # Fields added to every completion request: an engine's own extensions (llama-server's below).
+    extra_body: dict = {}
 
     def __init__(self, settings: OpenAIEngineSettings, served: ServedModel, *, decoding: Decoding = GREEDY,
                  max_queue: int = 32):
@@ -208,8 +211,9 @@ class OpenAIEngine:
                                           stop_token_id=tokenizer.eos_token_id, stop_text=tokenizer.eos_token,
                                           temperature=self.decoding.temperature, top_p=self.decoding.top_p,
                                           min_p=self.decoding.min_p, repetition_penalty=self.decoding.repetition_penalty,
-                                          seed=self.decoding.seed_for(prompt))
-                status, answer = await self._post("/v1/completions", body, self.settings.request_timeout_s)
+                                          seed=self.decoding.seed_for(prompt)) | self.extra_body
+                status, answer = await self._request("POST", "/v1/completions", body, self.settings.request_timeout_s,
+                                                     self._url_for(version))
                 if status == 404 and version is not None and attempt == 0:
                     # The engine no longer knows the adapter: it was restarted. Load it again, once.
                     log.warning("the engine lost adapter %s (restarted?): loading it again", version)
@@ -249,15 +253,21 @@ class OpenAIEngine:
                 raise EngineUnavailable(f"the engine's /v1/models lists no model (HTTP {status}: {str(body)[:200]})") from None
         return self._base_name
 
+    def _url_for(self, version: str | None) -> str:
+        """The engine that serves `version`: one address for every adapter here."""
+        return self.settings.base_url
+
     async def _post(self, path: str, body: dict, timeout_s: float) -> tuple[int, object]:
         return await self._request("POST", path, body, timeout_s)
 
-    async def _request(self, method: str, path: str, body: dict | None, timeout_s: float) -> tuple[int, object]:
+    async def _request(self, method: str, path: str, body: dict | None, timeout_s: float,
+                       base_url: str | None = None) -> tuple[int, object]:
         import aiohttp
 
         session = self._client()
         timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=self.settings.connect_timeout_s)
-        url = self.settings.base_url.rstrip("/") + path
+        base_url = base_url or self.settings.base_url
+        url = base_url.rstrip("/") + path
         try:
             async with session.request(method, url, json=body, timeout=timeout) as response:
                 text = await response.text()
@@ -267,9 +277,9 @@ class OpenAIEngine:
                     payload = text
                 return response.status, payload
         except asyncio.TimeoutError:
-            raise EngineUnavailable(f"the engine at {self.settings.base_url} did not answer {path} within {timeout_s:g} s") from None
+            raise EngineUnavailable(f"the engine at {base_url} did not answer {path} within {timeout_s:g} s") from None
         except aiohttp.ClientError as exc:
-            raise EngineUnavailable(f"the engine at {self.settings.base_url} is unreachable ({type(exc).__name__}: {exc})") from None
+            raise EngineUnavailable(f"the engine at {base_url} is unreachable ({type(exc).__name__}: {exc})") from None
 
     def _client(self):
         import aiohttp

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Runtime:
     pipeline: ChatPipeline
-    worker: ModelWorker  # or an OpenAIEngine (bot/service/engine_client.py): the same interface
+    worker: ModelWorker  # or an OpenAIEngine (bot/service/engine_client.py) or LlamaServerEngine: the same interface
     history: History
     db_engine: object
     started_at: float = field(default_factory=time.monotonic)  # for /inosuke's uptime
@@ -66,6 +66,13 @@ async def start_runtime(settings: BotSettings, adapter: Path | None, database_ur
 
         served = await asyncio.to_thread(remote_served, adapter, settings.model)  # the tokenizer only: no weights here
         worker = OpenAIEngine(settings.openai, served, decoding=settings.decoding, max_queue=e.max_queue)
+    elif settings.backend == "llama-server":
+        from bot.service.engine_client import remote_served
+        from bot.service.llama_server_engine import LlamaServerEngine
+
+        served = await asyncio.to_thread(remote_served, adapter, settings.model)  # the tokenizer only: no weights here
+        worker = LlamaServerEngine(settings.llama_server, served, decoding=settings.decoding, max_queue=e.max_queue)
+        await asyncio.to_thread(worker.start)  # the process for the adapter in service, healthy
     else:
         served = await asyncio.to_thread(load_served, adapter, base=settings.model, quantization=settings.quantization)
         worker = ModelWorker(served, max_batch=e.max_batch, max_wait_s=e.max_wait_s, max_queue=e.max_queue,

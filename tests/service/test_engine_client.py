@@ -271,7 +271,7 @@ def test_an_adapter_the_engine_refuses_leaves_the_old_one_serving(engine_setup, 
 
 
 @pytest.mark.parametrize("text, message", [
-    ("backend: vllm\n", "backend: 'vllm' is not one of 'local', 'openai'"),
+    ("backend: vllm\n", "backend: 'vllm' is not one of 'local', 'openai', 'llama-server'"),
     ("openai:\n  base_url: localhost:8000\n", "openai.base_url: expected http://host:port"),
     ("openai:\n  base_url: http://h:8000/v1\n", "openai.base_url: leave /v1 out"),
     ("openai:\n  max_in_flight: 0\n", "openai.max_in_flight: must be at least 1, got 0"),

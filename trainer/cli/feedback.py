@@ -26,6 +26,8 @@ def add_parser(commands) -> None:
     schedule.set_defaults(func=run_schedule)
     rollback = commands.add_parser("rollback", help="serve the previous adapter again")
     rollback.add_argument("--to", default=None, metavar="VERSION", help="a published version (default: the previous one)")
+    rollback.add_argument("--bot-config", type=Path, default=DEFAULT_BOT_CONFIG,
+                          help="the serving bot's config: with backend: llama-server the version's LoRA GGUF is exported first")
     rollback.set_defaults(func=run_rollback)
 
 
@@ -77,7 +79,9 @@ def run_schedule(args: argparse.Namespace) -> int:
 
 def run_rollback(args: argparse.Namespace) -> int:
     from core.serving_pointer import rollback
+    from trainer.export.serving import prepare_for_serving
 
-    before, after = rollback(to=args.to)
+    # With backend: llama-server the version's LoRA GGUF is exported first.
+    before, after = rollback(to=args.to, prepare=lambda target: prepare_for_serving(target, args.bot_config))
     print(f"in service: {after} (was {before or 'none'}); a running bot switches within its poll interval")
     return 0

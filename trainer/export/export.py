@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import UserError
-from core.paths import project_path, state_dir
+from core.paths import exports_dir, project_path
 from core.persona import PersonaCard, load_card
 from core.registry import AdapterInfo, find_adapter, read_adapter
 
@@ -40,10 +40,6 @@ log = logging.getLogger(__name__)
 class ExportResult:
     folder: Path
     files: dict[str, list[Path]] = field(default_factory=dict)
-
-
-def exports_dir() -> Path:
-    return state_dir() / "exports"
 
 
 def parse_formats(text: str) -> list[str]:
