@@ -137,7 +137,8 @@ class OpenAIEngine:
     def max_new_tokens(self) -> int:
         return self.decoding.max_new_tokens
 
-    async def generate(self, prompt: str, rendered_for: ServedModel, prefix: str | None = None) -> Generation:
+    async def generate(self, prompt: str, rendered_for: ServedModel, prefix: str | None = None,
+                       seed: int | None = None) -> Generation:
         """`prefix` (the card's text) is the in-process worker's cache hint; engines cache
         prefixes themselves (vLLM's prefix caching, llama-server's cache_prompt)."""
         if rendered_for is not self.served:
@@ -148,7 +149,7 @@ class OpenAIEngine:
         self._waiting += 1
         try:
             async with self._semaphore():
-                return await self._complete(prompt, rendered_for)
+                return await self._complete(prompt, rendered_for, seed)
         finally:
             self._waiting -= 1
 
@@ -194,7 +195,7 @@ class OpenAIEngine:
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    async def _complete(self, prompt: str, served: ServedModel) -> Generation:
+    async def _complete(self, prompt: str, served: ServedModel, seed: int | None = None) -> Generation:
         version = served.version
         self._in_flight += 1
         self._by_version[version] += 1
@@ -208,7 +209,7 @@ class OpenAIEngine:
                                           stop_token_id=tokenizer.eos_token_id, stop_text=tokenizer.eos_token,
                                           temperature=self.decoding.temperature, top_p=self.decoding.top_p,
                                           min_p=self.decoding.min_p, repetition_penalty=self.decoding.repetition_penalty,
-                                          seed=self.decoding.seed_for(prompt))
+                                          seed=seed if seed is not None and self.decoding.sampling else self.decoding.seed_for(prompt))
                 status, answer = await self._post("/v1/completions", body, self.settings.request_timeout_s)
                 if status == 404 and version is not None and attempt == 0:
                     # The engine no longer knows the adapter: it was restarted. Load it again, once.

@@ -50,6 +50,16 @@ class Swipes:
                                           .order_by(ReplyAlternative.position))).all()
         return [Alternative(r.position, r.content, r.seed, r.adapter_version, r.shown, r.chosen) for r in rows]
 
+    async def answered(self, reply_id: int) -> int | None:
+        """The message the reply answered (None: gone, or not a reply): its context is the swipe's."""
+        async with self.sessions() as session:
+            return await session.scalar(select(Message.answers_id).where(Message.id == reply_id, Message.by_bot))
+
+    async def posted_as(self, reply_id: int) -> int | None:
+        """The Discord id the reply was posted as (its first message, when it was split)."""
+        async with self.sessions() as session:
+            return await session.scalar(select(Message.discord_id).where(Message.id == reply_id))
+
     async def is_newest(self, reply_id: int, channel_id: int) -> bool:
         """Whether nothing was said in the channel after the reply (only then may it be swiped:
         an older reply is part of the context of what followed)."""

@@ -1,0 +1,115 @@
+"""End to end, swipes: 🔄 under a reply edits the bot's message to another reply to the same
+context (footer `-# 2/3`), again for a third; 👍 picks the one shown and the conversation going
+on keeps it; an older reply is refused; the button works after a restart (DynamicItem). Real
+discord.py client, emulator over loopback, a real SQLite file; the fake model samples among
+fixed replies, so what it says depends on the request's seed only."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.service.pipeline import SWIPE_GREEDY, SWIPE_NOT_NEWEST, swipe_seed
+from core.decoding import Decoding
+from core.settings import ChatSettings
+from tests.discord_front.emulator import GENERAL, TANJIRO, ZENITSU
+from tests.fakes import SWIPE_CHOICES, fake_served_model
+
+# Sampled, and reproducible: the original reply's seed derives from `seed` and its prompt.
+SAMPLED = Decoding(temperature=1.0, repetition_penalty=1.0, seed=0)
+
+
+@pytest.fixture
+def sampling_served(tokenizer):
+    return fake_served_model(tokenizer, choices=SWIPE_CHOICES)
+
+
+def text_and_footer(content: str) -> tuple[str, str | None]:
+    text, _, footer = content.partition("\n-# ")
+    return text, footer or None
+
+
+def test_swipes_edit_the_reply_and_picks_make_pairs(make_runtime, run_bot, sampling_served, db_rows):
+    runtime = make_runtime(sampling_served, decoding=SAMPLED)
+
+    async def body(emulator, client):
+        await emulator.user_says(GENERAL, TANJIRO, "Show me your best move!", mention_bot=True)
+        reply = (await emulator.wait_for_bot_message(GENERAL)).message
+        original = reply["content"]
+        assert original in SWIPE_CHOICES
+        swipe = emulator.buttons(reply)["🔄"]
+
+        acknowledged = await emulator.click(GENERAL, ZENITSU, reply, swipe)
+        assert acknowledged.type == 6  # deferred: generating may take longer than Discord waits
+        second = await emulator.wait_for_update(0)
+        assert second["id"] == reply["id"]
+        text, footer = text_and_footer(second["content"])
+        assert footer == "2/2" and text in SWIPE_CHOICES and text != original
+
+        await emulator.click(GENERAL, TANJIRO, reply, swipe)
+        third, footer = text_and_footer((await emulator.wait_for_update(1))["content"])
+        assert footer == "3/3" and third not in (original, text)
+        assert emulator.messages[reply["id"]]["content"].startswith(third)  # the message itself shows it
+
+        thanks = await emulator.click(GENERAL, ZENITSU, reply, emulator.buttons(reply)["👍"])
+        assert "You rated this reply 👍" in thanks.content
+
+        await emulator.user_says(GENERAL, TANJIRO, "Again!", mention_bot=True)
+        await emulator.wait_for_bot_message(GENERAL, after=1)
+        refused = await emulator.click(GENERAL, TANJIRO, reply, swipe)
+        assert refused.ephemeral and refused.content == SWIPE_NOT_NEWEST
+        return original, text, third
+
+    run_bot(runtime, body)
+    reply_id = db_rows("select min(id) from messages where by_bot")[0][0]
+    rows = db_rows(f"select position, seed, shown, chosen, picked_by from reply_alternatives where reply_id = {reply_id} "
+                   "order by position")
+    assert rows == [(0, None, False, False, ZENITSU), (1, swipe_seed(reply_id, 1), False, False, ZENITSU),
+                    (2, swipe_seed(reply_id, 2), True, True, ZENITSU)]
+    # The reply row holds the one shown: it is the context of the next reply.
+    [(shown,)] = db_rows(f"select content from messages where id = {reply_id}")
+    assert shown in SWIPE_CHOICES and shown in runtime.prompts[-1]
+    # Every alternative was generated from the very prompt the original was.
+    assert len(set(runtime.prompts[:3])) == 1
+
+
+def test_at_the_cap_swipes_go_round_and_going_on_keeps_the_one_shown(make_runtime, run_bot, sampling_served, db_rows):
+    runtime = make_runtime(sampling_served, decoding=SAMPLED, chat=ChatSettings(swipe_alternatives=2))
+
+    async def body(emulator, client):
+        await emulator.user_says(GENERAL, TANJIRO, "Pick a fight!", mention_bot=True)
+        reply = (await emulator.wait_for_bot_message(GENERAL)).message
+        original = reply["content"]  # (the dict is the message: edits change it)
+        for _ in range(3):
+            await emulator.click(GENERAL, TANJIRO, reply, emulator.buttons(reply)["🔄"])
+        shown = [text_and_footer((await emulator.wait_for_update(i))["content"]) for i in range(3)]
+        assert [footer for _, footer in shown] == ["2/2", "1/2", "2/2"]  # nothing generated past the cap
+        assert shown[1][0] == original and shown[0][0] == shown[2][0]
+        await emulator.user_says(GENERAL, ZENITSU, "Then what?", mention_bot=True)
+        await emulator.wait_for_bot_message(GENERAL, after=1)
+
+    run_bot(runtime, body)
+    assert len(runtime.prompts) == 3  # the original, one alternative, the next reply
+    assert db_rows("select position, chosen, picked_by from reply_alternatives order by position") == [
+        (0, False, ZENITSU), (1, True, ZENITSU)]
+
+
+def test_the_swipe_button_works_after_a_restart_and_needs_sampling(make_runtime, run_bot, sampling_served, fake_served, db_rows):
+    earlier = {}
+
+    async def before(emulator, client):
+        await emulator.user_says(GENERAL, TANJIRO, "Race me!", mention_bot=True)
+        earlier["reply"] = (await emulator.wait_for_bot_message(GENERAL)).message
+        greedy = await emulator.click(GENERAL, TANJIRO, earlier["reply"], emulator.buttons(earlier["reply"])["🔄"])
+        assert greedy.ephemeral and greedy.content == SWIPE_GREEDY  # the same reply every time: nothing to swipe
+
+    run_bot(make_runtime(fake_served), before)  # greedy decoding
+
+    async def after(emulator, client):
+        reply = earlier["reply"]  # sent by the previous process
+        emulator.messages[reply["id"]] = reply
+        await emulator.click(GENERAL, ZENITSU, reply, emulator.buttons(reply)["🔄"])
+        text, footer = text_and_footer((await emulator.wait_for_update(0))["content"])
+        assert footer == "2/2" and text in SWIPE_CHOICES
+
+    run_bot(make_runtime(sampling_served, decoding=SAMPLED), after)
+    assert db_rows("select count(*) from reply_alternatives") == [(2,)]
