@@ -85,13 +85,16 @@ class ChatPipeline:
     def __init__(self, history: History, worker: ModelWorker, card: PersonaCard, *, bot_user_id: int = 0,
                  settings: ChatSettings = ChatSettings()):
         self.history, self.worker, self.card = history, worker, card
-        self.swipes = Swipes(history.sessions)
         self.bot_user_id, self.settings = bot_user_id, settings
         self._channel_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._channel_load: defaultdict[int, int] = defaultdict(int)  # messages handled or waiting, per channel
         self._generating: set[asyncio.Task] = set()
         self._posting: dict[int, asyncio.Event] = {}  # channel -> set once the reply being posted there is recorded
         self.stopping = False
+
+    @property
+    def swipes(self) -> Swipes:
+        return Swipes(self.history.sessions)
 
     def stop_generating(self) -> None:
         """Shutdown: requests waiting for the model, and those still queued behind them, are
