@@ -9,10 +9,12 @@ from __future__ import annotations
 import pytest
 
 from bot.service.pipeline import SWIPE_GREEDY, SWIPE_NOT_NEWEST, swipe_seed
+from core.db.database import connect_sync
 from core.decoding import Decoding
 from core.settings import ChatSettings
-from tests.discord_front.emulator import GENERAL, TANJIRO, ZENITSU
+from tests.discord_front.emulator import GENERAL, GUILD_ID, TANJIRO, ZENITSU
 from tests.fakes import SWIPE_CHOICES, fake_served_model
+from trainer.chat_logs import LogRules, collect
 
 # Sampled, and reproducible: the original reply's seed derives from `seed` and its prompt.
 SAMPLED = Decoding(temperature=1.0, repetition_penalty=1.0, seed=0)
@@ -28,7 +30,8 @@ def text_and_footer(content: str) -> tuple[str, str | None]:
     return text, footer or None
 
 
-def test_swipes_edit_the_reply_and_picks_make_pairs(make_runtime, run_bot, sampling_served, db_rows):
+def test_swipes_edit_the_reply_and_picks_make_pairs(make_runtime, run_bot, sampling_served, db_rows, db_url, persona,
+                                                    tokenizer):
     runtime = make_runtime(sampling_served, decoding=SAMPLED)
 
     async def body(emulator, client):
@@ -57,9 +60,9 @@ def test_swipes_edit_the_reply_and_picks_make_pairs(make_runtime, run_bot, sampl
         await emulator.wait_for_bot_message(GENERAL, after=1)
         refused = await emulator.click(GENERAL, TANJIRO, reply, swipe)
         assert refused.ephemeral and refused.content == SWIPE_NOT_NEWEST
-        return original, text, third
+        emulator.returned = (original, text, third)
 
-    run_bot(runtime, body)
+    texts = run_bot(runtime, body).returned
     reply_id = db_rows("select min(id) from messages where by_bot")[0][0]
     rows = db_rows(f"select position, seed, shown, chosen, picked_by from reply_alternatives where reply_id = {reply_id} "
                    "order by position")
@@ -70,6 +73,20 @@ def test_swipes_edit_the_reply_and_picks_make_pairs(make_runtime, run_bot, sampl
     assert shown in SWIPE_CHOICES and shown in runtime.prompts[-1]
     # Every alternative was generated from the very prompt the original was.
     assert len(set(runtime.prompts[:3])) == 1
+
+    # The trainer's pairs: that prompt, the one picked against each of the others.
+    original, second, third = texts
+    pairs = export_pairs(db_url, persona, tokenizer, [GUILD_ID])
+    assert [(p.reply_id, p.prompt, p.chosen, p.rejected) for p in pairs] == [
+        (reply_id, runtime.prompts[0], third, original), (reply_id, runtime.prompts[0], third, second)]
+    assert export_pairs(db_url, persona, tokenizer, []) == []  # not a training guild
+    db_rows(f"insert into opt_outs (user_id, created_at) values ({ZENITSU}, '2026-12-06')")
+    assert export_pairs(db_url, persona, tokenizer, [GUILD_ID]) == []  # the picker opted out
+
+
+def export_pairs(db_url, persona, tokenizer, guilds):
+    with connect_sync(db_url) as sessions:
+        return collect(sessions, persona, tokenizer, LogRules(2, 0, training_guilds=guilds)).pairs
 
 
 def test_at_the_cap_swipes_go_round_and_going_on_keeps_the_one_shown(make_runtime, run_bot, sampling_served, db_rows):
