@@ -12,7 +12,7 @@ from bot.service.pipeline import SWIPE_GREEDY, SWIPE_NOT_NEWEST, swipe_seed
 from core.db.database import connect_sync
 from core.decoding import Decoding
 from core.settings import ChatSettings
-from tests.discord_front.emulator import GENERAL, GUILD_ID, TANJIRO, ZENITSU
+from tests.discord_front.emulator import GENERAL, GUILD_ID, TANJIRO, TRAINING, ZENITSU
 from tests.fakes import SWIPE_CHOICES, fake_served_model
 from trainer.chat_logs import LogRules, collect
 
@@ -130,3 +130,43 @@ def test_the_swipe_button_works_after_a_restart_and_needs_sampling(make_runtime,
 
     run_bot(make_runtime(sampling_served, decoding=SAMPLED), after)
     assert db_rows("select count(*) from reply_alternatives") == [(2,)]
+
+
+def test_a_scripted_feedback_loop_reaches_the_dpo_stage(make_runtime, run_bot, sampling_served, db_url, persona, tokenizer,
+                                                       monkeypatch, tmp_path):
+    """Swipes on the emulated Discord, then the retrain's own export and its DPO decision: skipped
+    with its reason below dpo.min_pairs, run on exactly the exported pairs at it (the stage's
+    training itself is tests/trainer/test_dpo.py)."""
+    from rich.console import Console
+
+    import trainer.dpo_stage
+    from trainer.retrain import DPOSettings, RetrainSettings, export_logs, log_rules, maybe_dpo, show_export
+
+    runtime = make_runtime(sampling_served, decoding=SAMPLED)
+
+    async def body(emulator, client):
+        for channel, user in ((GENERAL, TANJIRO), (TRAINING, ZENITSU)):
+            await emulator.user_says(channel, user, "Show me what you've got!", mention_bot=True)
+            reply = (await emulator.wait_for_bot_message(channel)).message
+            await emulator.click(channel, user, reply, emulator.buttons(reply)["🔄"])
+            await emulator.wait_for_update(len(emulator.updates))
+        await emulator.click(TRAINING, ZENITSU, reply, emulator.buttons(reply)["👍"])  # picked in TRAINING ...
+        await emulator.user_says(GENERAL, TANJIRO, "Next!", mention_bot=True)  # ... kept in GENERAL
+        await emulator.wait_for_bot_message(GENERAL, after=1)
+
+    run_bot(runtime, body)
+    export = export_logs(db_url, persona, tokenizer, log_rules(RetrainSettings(training_guilds=[GUILD_ID])), "chat")
+    assert len(export.pairs) == 2 and {p.prompt for p in export.pairs} == {runtime.prompts[0], runtime.prompts[2]}
+
+    console = Console(record=True, width=200)
+    show_export(console, export, curated=0)
+    assert "swipe pairs (chosen, rejected): 2 from 2 swiped repl(ies)" in console.export_text()
+    candidate = tmp_path / "v0001"
+    assert maybe_dpo(DPOSettings(enabled=True, min_pairs=3), candidate, export, tmp_path, tmp_path, console) is None
+    assert "DPO stage skipped: 2 swipe pair(s) from 2 repl(ies); needs at least 3" in console.export_text()
+
+    ran = []
+    monkeypatch.setattr(trainer.dpo_stage, "run_dpo", lambda *args: ran.append(args) or tmp_path / "v0002")
+    assert maybe_dpo(DPOSettings(enabled=True, min_pairs=2), candidate, export, tmp_path, tmp_path, console) == tmp_path / "v0002"
+    [(started_from, pairs, settings, registry, work)] = ran
+    assert (started_from, pairs, settings.min_pairs) == (candidate, export.pairs, 2)
