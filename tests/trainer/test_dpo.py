@@ -5,17 +5,29 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from rich.console import Console
 from safetensors.torch import load_file
 
 from core.prompt import Turn, generation_prompt
 from trainer.chat_logs import LogExport, PreferencePair
 from trainer.dpo_stage import run_dpo
-from trainer.retrain import DPOSettings, maybe_dpo
+from core.errors import UserError
+from core.paths import PROJECT_ROOT
+from trainer.retrain import DPOSettings, load_retrain_settings, maybe_dpo
 
 # (question, the alternative people picked, the one they swiped away)
 SWIPED = [("Who are you?", "I'm Lord Inosuke! King of the Mountains!", "I am an AI assistant and I am here to help you."),
           ("Fight me!", "HAH! Come at me with everything you've got!", "I'd rather not fight. Violence is never the answer.")]
+
+
+def test_dpo_settings_are_range_checked(tmp_path):
+    path = tmp_path / "retrain.yaml"
+    path.write_text("dpo:\n  enabled: true\n  min_pairs: 0\n")
+    with pytest.raises(UserError) as error:
+        load_retrain_settings(path)
+    assert str(error.value).startswith(str(path)) and str(error.value).endswith("dpo.min_pairs: must be at least 1, got 0")
+    assert load_retrain_settings(PROJECT_ROOT / "config" / "retrain.yaml").dpo == DPOSettings()  # shipped: the defaults, off
 
 
 def test_too_few_pairs_skip_the_stage_with_a_reason(tmp_path):
