@@ -50,6 +50,7 @@ class SwipeButton(discord.ui.DynamicItem[discord.ui.Button], template=SWIPE_ID):
         if not ours or reply is None or reply.channel_id != interaction.channel_id:
             await interaction.response.send_message(GONE, ephemeral=True)
             return
+        await pipeline.posted(reply.channel_id)  # a click the moment it appeared: its Discord id is being recorded
         # Refusals that need no model are told at once; the rest after the deferred update.
         refusal = None
         if not pipeline.worker.decoding.sampling:

@@ -124,10 +124,6 @@ class ChatPipeline:
         message_id = await self.store_message(channel_id, author_id, author_name, text, **stored)
         if message_id is None:
             return await self.fallback(APOLOGY, deliver)
-        try:  # the conversation went on: a swiped reply before it keeps the alternative it shows
-            await self.swipes.kept(channel_id, message_id, author_id)
-        except Exception:
-            log.exception("could not record the kept alternative in channel %s", channel_id)
         if self.stopping:
             return await self.fallback(GOING_TO_SLEEP, deliver)
         if self.too_long(text):
@@ -249,12 +245,17 @@ class ChatPipeline:
 
     async def store_message(self, channel_id: int, author_id: int, author_name: str, text: str, **stored) -> int | None:
         try:
-            return await self.history.add(channel_id, author_id, author_name, text, **stored)
+            message_id = await self.history.add(channel_id, author_id, author_name, text, **stored)
         except AlreadyStored:
             raise  # answered once already (a replayed event, another process): no second answer
         except Exception:
             log.exception("could not store a message in channel %s", channel_id)
             return None
+        try:  # the conversation went on: a swiped reply before it keeps the alternative it shows
+            await self.swipes.kept(channel_id, message_id, author_id)
+        except Exception:
+            log.exception("could not record the kept alternative in channel %s", channel_id)
+        return message_id
 
     async def fallback(self, text: str, deliver: Deliver | None) -> Reply:
         if deliver is not None:
