@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.service.pipeline import SWIPE_GREEDY, SWIPE_NOT_NEWEST, swipe_seed
+from bot.service.pipeline import SWIPE_GREEDY, SWIPE_NOT_NEWEST, TRAINING_IN_THE_MOUNTAINS, swipe_seed
 from core.db.database import connect_sync
 from core.decoding import Decoding
 from core.settings import ChatSettings
@@ -127,6 +127,9 @@ def test_the_swipe_button_works_after_a_restart_and_needs_sampling(make_runtime,
         await emulator.click(GENERAL, ZENITSU, reply, emulator.buttons(reply)["🔄"])
         text, footer = text_and_footer((await emulator.wait_for_update(0))["content"])
         assert footer == "2/2" and text in SWIPE_CHOICES
+        client.runtime.worker.served = None  # released for a training: told after the deferred update
+        await emulator.click(GENERAL, ZENITSU, reply, emulator.buttons(reply)["🔄"])
+        assert await emulator.wait_for_update(1) == {"followup": TRAINING_IN_THE_MOUNTAINS, "ephemeral": True}
 
     run_bot(make_runtime(sampling_served, decoding=SAMPLED), after)
     assert db_rows("select count(*) from reply_alternatives") == [(2,)]
