@@ -21,10 +21,10 @@ the channel keeps the alternative shown (a preference pick for the trainer).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-import hashlib
 from dataclasses import dataclass
 
 from core.context import fit_prompt, turns_from_history
@@ -180,6 +180,8 @@ class ChatPipeline:
         next one already stored is shown instead. Raises SwipeRefused with the reason."""
         if not getattr(self.worker, "decoding", None) or not self.worker.decoding.sampling:
             raise SwipeRefused(SWIPE_GREEDY)
+        if self.stopping:
+            raise SwipeRefused(GOING_TO_SLEEP)
         async with self._channel_locks[channel_id]:  # in turn with the channel's replies
             if not await self.swipes.is_newest(reply_id, channel_id):
                 raise SwipeRefused(SWIPE_NOT_NEWEST)
@@ -194,11 +196,23 @@ class ChatPipeline:
             if not messages:
                 raise SwipeRefused(SWIPE_GONE)
             seed = swipe_seed(reply_id, count)
+            # Like a reply's generation: bounded by reply_timeout_s, cancelled by stop_generating().
+            task = asyncio.ensure_future(self.generate_for(turns_from_history(messages), seed))
+            self._generating.add(task)
             try:
-                generation = await asyncio.wait_for(self.generate_for(turns_from_history(messages), seed),
-                                                    self.settings.reply_timeout_s)
-            except TimeoutError:
-                raise SwipeRefused(TOO_SLOW) from None
+                await asyncio.wait({task}, timeout=self.settings.reply_timeout_s)
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
+            finally:
+                self._generating.discard(task)
+            if not task.done():
+                task.cancel()
+                raise SwipeRefused(TOO_SLOW)
+            if task.cancelled():
+                raise SwipeRefused(GOING_TO_SLEEP)
+            try:
+                generation = task.result()
             except WorkerBusy:
                 raise SwipeRefused(WAIT_YOUR_TURN) from None
             except ModelReleased:
