@@ -63,9 +63,11 @@ class ChatSettings:
     max_input_tokens: int = 400  # ... and so do messages over this many tokens of the served model
     max_channel_queue: int = 4  # messages of one channel handled or waiting at once; beyond, "wait your turn"
     reply_timeout_s: float = 120.0  # longest wait for the model; then an in-character apology
+    swipe_alternatives: int = 8  # 🔄 alternatives of one reply at most (the original counts); then 🔄 goes round them; 1: no 🔄
 
     RANGES: ClassVar[dict] = {"context_tokens": (64, None), "history_messages": (1, None), "max_input_chars": (1, None),
-                              "max_input_tokens": (1, None), "max_channel_queue": (1, None), "reply_timeout_s": (1, None)}
+                              "max_input_tokens": (1, None), "max_channel_queue": (1, None), "reply_timeout_s": (1, None),
+                              "swipe_alternatives": (1, 25)}
 
 
 @dataclass(frozen=True)

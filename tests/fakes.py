@@ -14,13 +14,18 @@ class FakeLanguageModel:
     from what that row holds (prompt and reply so far): the reply's next token, then end of turn.
     `reply` may be a function of the prompt (e.g. `quoting` the user); `delay_s` makes every
     forward that begins a reply take that long (a busy model); `fail_on`: a prompt containing
-    this text makes every forward that carries it raise (a bad request in a batch)."""
+    this text makes every forward that carries it raise (a bad request in a batch). `choices`:
+    replies it samples from, evenly: their first tokens tie, so the request's seed (its own
+    torch.Generator) decides which one it says, and a swipe with another seed another one."""
 
     device = "cpu"
     ASSISTANT_TURN = "<|im_start|>assistant\n"  # where a chat prompt ends and the reply begins
 
-    def __init__(self, tokenizer, reply="HAH! Lord Inosuke heard you!", fail_on: str | None = None, delay_s: float = 0.0):
+    def __init__(self, tokenizer, reply="HAH! Lord Inosuke heard you!", fail_on: str | None = None, delay_s: float = 0.0,
+                 choices: list[str] | None = None):
         self.tokenizer, self.reply, self.fail_on, self.delay_s = tokenizer, reply, fail_on, delay_s
+        self.choice_ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices or []]
+        assert len({ids[0] for ids in self.choice_ids}) == len(self.choice_ids), "choices must begin with distinct tokens"
         self.reply_ids = tokenizer(reply if isinstance(reply, str) else "", add_special_tokens=False)["input_ids"]
         self.turn_ids = tokenizer(self.ASSISTANT_TURN, add_special_tokens=False)["input_ids"]
         self.vocab = len(tokenizer)
@@ -45,14 +50,33 @@ class FakeLanguageModel:
             held = keys[row, 0, :, 0][attention_mask[row].bool()].to(torch.long).tolist()
             if self.fail_on and self.fail_on in self.tokenizer.decode(held):
                 raise RuntimeError(f"the fake model cannot read {self.fail_on!r}")
-            token, first = self._next(held)
+            if self.choice_ids:
+                tokens, first = self._choose(held)
+            else:
+                token, first = self._next(held)
+                tokens = [token]
             if first:
                 began = True
                 self.prompts.append(self.tokenizer.decode(held, skip_special_tokens=False))
-            logits[row, 0, token] = 0.0
+            logits[row, 0, tokens] = 0.0
         if began and self.delay_s:
             time.sleep(self.delay_s)
         return types.SimpleNamespace(logits=logits)
+
+    def _prompt_end(self, held: list[int]) -> int:
+        width = len(self.turn_ids)
+        ends = [i + width for i in range(len(held) - width, -1, -1) if held[i:i + width] == self.turn_ids]
+        return ends[0] if ends else len(held)
+
+    def _choose(self, held: list[int]) -> tuple[list[int], bool]:
+        """With `choices`: every choice's first token (tied), then the rest of the one drawn."""
+        said = held[self._prompt_end(held):]
+        if not said:
+            return [ids[0] for ids in self.choice_ids], True
+        for ids in self.choice_ids:
+            if ids[:len(said)] == said:
+                return [ids[len(said)] if len(said) < len(ids) else self.tokenizer.eos_token_id], False
+        return [self.tokenizer.eos_token_id], False
 
     def _next(self, held: list[int]) -> tuple[int, bool]:
         """The reply's next token for a row holding `held`, and whether it is the reply's first."""
@@ -77,8 +101,15 @@ def quoting(prompt: str) -> str:
 
 
 def fake_served_model(tokenizer, version: str | None = "v0007", reply="HAH! Lord Inosuke heard you!",
-                      fail_on: str | None = None, delay_s: float = 0.0):
+                      fail_on: str | None = None, delay_s: float = 0.0, choices: list[str] | None = None):
     """A ServedModel with the real tokenizer and prompt format and a FakeLanguageModel."""
     from core.served_model import ServedModel
 
-    return ServedModel(FakeLanguageModel(tokenizer, reply, fail_on, delay_s), tokenizer, version, "chat", "smollm2-135m", "nf4")
+    return ServedModel(FakeLanguageModel(tokenizer, reply, fail_on, delay_s, choices), tokenizer, version, "chat",
+                       "smollm2-135m", "nf4")
+
+
+# Replies a sampling fake chooses among (distinct first tokens): what it says depends on the seed.
+SWIPE_CHOICES = [f"{word}! That's what Lord Inosuke says!" for word in
+                 ("Boar", "Mountain", "Tempura", "Fight", "Sword", "Race", "Crush", "Forest",
+                  "Acorn", "Thunder", "Water", "Beast", "Rock", "River", "Moon", "Sun")]

@@ -9,6 +9,12 @@ context_query and core.context). A reply whose message is gone (deleted, forgott
 linked) is not used. Users who opted out (/forget-me) are excluded everywhere: their lines are
 dropped from every context, a reply to one of their messages is not used at all, and their
 ratings do not count.
+
+Swiped replies (🔄, core/db/swipes.py) give preference pairs for the DPO stage: for a reply with
+two or more alternatives of which one was picked, (the prompt rendered from that reply's context,
+the chosen alternative, each rejected one), under the same rules: its guild must be in
+`training_guilds`, it must not answer an opted-out user or a message that is gone, picks by
+opted-out users do not count, and a reply a moderator rejected gives none.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Literal
 from sqlalchemy import select
 
 from core.context import fit_prompt, turns_from_history
-from core.db.schema import Approval, Channel, Message, OptOut, Rating
+from core.db.schema import Approval, Channel, Message, OptOut, Rating, ReplyAlternative
 from core.db.history import StoredMessage, context_query, stored
 from core.db.ratings import is_disliked, is_liked
 from core.files import write_jsonl
@@ -60,9 +66,18 @@ class Preference:
 
 
 @dataclass
+class PreferencePair:
+    reply_id: int
+    prompt: str  # the generation prompt every alternative of the reply answered
+    chosen: str
+    rejected: str
+
+
+@dataclass
 class LogExport:
     samples: list[LogSample] = field(default_factory=list)
     preferences: list[Preference] = field(default_factory=list)
+    pairs: list[PreferencePair] = field(default_factory=list)  # from swipes
     rejected: int = 0  # replies a moderator rejected
     excluded_opted_out: int = 0  # qualifying replies dropped because they answered an opted-out user
     excluded_unlinked: int = 0  # ... because the message they answered is gone (deleted, forgotten, never linked)
@@ -123,18 +138,52 @@ def collect(sessions, card: PersonaCard, tokenizer, rules: LogRules, prompt_form
                 # It answered an opted-out user: their words would be needed to make sense of it.
                 export.excluded_opted_out += qualifies and wanted
                 continue
-            context = context_before(session, answered, rules.chat.history_messages)
-            context = [m for m in context if m.by_bot or m.author_id not in export.opted_out_users]
-            turns = turns_from_history(context)  # labels exactly as the bot put them
-            prompt, kept = fit_prompt(tokenizer, card, turns, rules.chat.context_tokens, prompt_format)
-            turns = turns[len(turns) - kept:]
+            prompt, turns = rendered_context(session, answered, card, tokenizer, rules, prompt_format, export.opted_out_users)
             if qualifies and wanted:
                 export.samples.append(LogSample(reply.id, reply.channel_id, turns + [Turn(reply.content, by_persona=True)],
                                                 "approved" if decision is True else "ratings"))
                 export.last_reply_id = reply.id
             if label is not None and wanted:
                 export.preferences.append(Preference(reply.id, prompt, reply.content, label))
+        export.pairs = swipe_pairs(session, card, tokenizer, rules, prompt_format, since_reply_id, export.opted_out_users,
+                                   decisions, guilds)
     return export
+
+
+def swipe_pairs(session, card: PersonaCard, tokenizer, rules: LogRules, prompt_format: str, since_reply_id: int | None,
+                opted_out: set[int], decisions: dict[int, bool], guilds: dict[int, int | None]) -> list[PreferencePair]:
+    """(prompt, chosen, rejected) for every swiped reply with a pick, under the rules above."""
+    alternatives: dict[int, list[ReplyAlternative]] = {}
+    for alternative in session.scalars(select(ReplyAlternative).order_by(ReplyAlternative.reply_id, ReplyAlternative.position)):
+        alternatives.setdefault(alternative.reply_id, []).append(alternative)
+    replies = session.scalars(select(Message).where(Message.id.in_(alternatives), Message.by_bot, Message.sent)
+                              .order_by(Message.id)).all()
+    pairs = []
+    for reply in replies:
+        counted = [a for a in alternatives[reply.id] if a.picked_by not in opted_out]
+        chosen = [a.content for a in counted if a.chosen is True]
+        rejected = [a.content for a in counted if a.chosen is False and a.content not in chosen]
+        if not chosen or not rejected or (since_reply_id is not None and reply.id <= since_reply_id):
+            continue
+        if not rules.counts(guilds.get(reply.channel_id)) or decisions.get(reply.id) is False:
+            continue
+        answered = session.get(Message, reply.answers_id) if reply.answers_id is not None else None
+        if answered is None or answered.by_bot or answered.author_id in opted_out:
+            continue
+        prompt, _ = rendered_context(session, answered, card, tokenizer, rules, prompt_format, opted_out)
+        pairs.extend(PreferencePair(reply.id, prompt, chosen[0], worse) for worse in rejected)
+    return pairs
+
+
+def rendered_context(session, answered: Message, card: PersonaCard, tokenizer, rules: LogRules, prompt_format: str,
+                     opted_out: set[int]) -> tuple[str, list[Turn]]:
+    """The prompt of the bot's reply to `answered` and the turns it kept: the bot's own query,
+    labels and token budget, with opted-out users' lines dropped."""
+    context = context_before(session, answered, rules.chat.history_messages)
+    context = [m for m in context if m.by_bot or m.author_id not in opted_out]
+    turns = turns_from_history(context)  # labels exactly as the bot put them
+    prompt, kept = fit_prompt(tokenizer, card, turns, rules.chat.context_tokens, prompt_format)
+    return prompt, turns[len(turns) - kept:]
 
 
 def preference_label(decision: bool | None, scores: list[int]) -> bool | None:

@@ -1,5 +1,5 @@
 """The feedback loop as library calls: `retrain(...)` (curated data/ plus approved chat logs -> a
-candidate adapter -> evaluated against the adapter in service on the fixed held-out set ->
+candidate adapter (then the KTO and DPO preference stages when enabled) -> evaluated against the adapter in service on the fixed held-out set ->
 promoted only if the gate passes; every run recorded in the database, table training_runs) and
 `schedule(...)` (retrain once enough new approved samples exist). The commands are
 trainer/cli/feedback.py.
@@ -41,6 +41,19 @@ class KTOSettings:
 
 
 @dataclass(frozen=True)
+class DPOSettings:
+    enabled: bool = False  # run a DPO stage on swipe pairs after supervised training (and after KTO)
+    min_pairs: int = 16  # ... only when at least this many (chosen, rejected) pairs exist
+    max_steps: int = 20
+    learning_rate: float = 5e-5
+    beta: float = 0.1
+    batch_size: int = 4
+
+    RANGES: ClassVar[dict] = {"min_pairs": (1, None), "max_steps": (1, None), "learning_rate": (0, None),
+                              "beta": (0, None), "batch_size": (1, None)}
+
+
+@dataclass(frozen=True)
 class RetrainSettings:
     profile: str = "smollm2-cpu"
     profile_overrides: list[str] = field(default_factory=list)  # KEY=VALUE, as with `trainer train --set`
@@ -52,6 +65,7 @@ class RetrainSettings:
     training_guilds: list[int] | Literal["all"] = field(default_factory=list)
     heldout: str | None = None  # held-out folder for the gate (None: evals/ for its own character, else the eval split)
     kto: KTOSettings = field(default_factory=KTOSettings)
+    dpo: DPOSettings = field(default_factory=DPOSettings)
 
     RANGES: ClassVar[dict] = {"min_thumbs_up": (1, None), "max_thumbs_down": (0, None), "min_new_samples": (1, None),
                               "eval_limit": (1, None)}
@@ -192,6 +206,9 @@ def train_and_gate(settings, eval_settings, export, curated, staged, work, profi
         if settings.kto.enabled:
             candidate = maybe_kto(settings.kto, candidate, export, registry, work, console) or candidate
             outcome.candidate = candidate
+        if settings.dpo.enabled:  # on top of what came before it; the same gate follows
+            candidate = maybe_dpo(settings.dpo, candidate, export, registry, work, console) or candidate
+            outcome.candidate = candidate
         comparison = evaluate_candidate(candidate, current, eval_settings, settings, work / "eval", console)
         outcome.comparison = comparison
         passed = comparison.decision.passed
@@ -257,6 +274,18 @@ def maybe_kto(kto: KTOSettings, candidate: Path, export: LogExport, registry: Pa
     return run_kto(candidate, export.preferences, kto, registry, work / "kto")
 
 
+def maybe_dpo(dpo: DPOSettings, candidate: Path, export: LogExport, registry: Path, work: Path, console) -> Path | None:
+    pairs = export.pairs
+    if len(pairs) < dpo.min_pairs:
+        console.print(f"DPO stage skipped: {len(pairs)} swipe pair(s) from {len({p.reply_id for p in pairs})} repl(ies); "
+                      f"needs at least {dpo.min_pairs}", highlight=False)
+        return None
+    from trainer.dpo_stage import run_dpo
+
+    console.rule(f"DPO stage on {len(pairs)} swipe pairs")
+    return run_dpo(candidate, pairs, dpo, registry, work / "dpo")
+
+
 def show_export(console, export: LogExport, curated: int) -> None:
     by_why = {w: sum(s.why == w for s in export.samples) for w in ("approved", "ratings")}
     console.print(f"curated samples: {curated}", highlight=False)
@@ -266,6 +295,8 @@ def show_export(console, export: LogExport, curated: int) -> None:
                   f"{sum(not p.label for p in export.preferences)} 👎); opted-out users excluded: "
                   f"{len(export.opted_out_users)}; replies dropped because they answered one: {export.excluded_opted_out}",
                   highlight=False)
+    console.print(f"swipe pairs (chosen, rejected): {len(export.pairs)} from {len({p.reply_id for p in export.pairs})} "
+                  "swiped repl(ies)", highlight=False)
     console.print(f"qualifying replies left out: {export.excluded_unlinked} whose message is gone (deleted or forgotten), "
                   f"{export.excluded_guild} from servers not in training_guilds", highlight=False)
     if export.excluded_guild and not export.samples:

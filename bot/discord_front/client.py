@@ -11,7 +11,8 @@ Edits and deletes of stored messages are applied to the history (core/db/privacy
 shutdown the bot stops taking new messages, lets replies under way finish for
 `shutdown_grace_s`, then answers the rest with an in-character good night; a reply is stored as
 sent only once Discord took it.
-Every stored reply carries 👍/👎 buttons (bot/discord_front/rating.py); the slash commands live in
+Every stored reply carries 👍/👎 buttons (bot/discord_front/rating.py) and 🔄 (bot/discord_front/swipe.py:
+another reply to the same context, edited in place); the slash commands live in
 bot/discord_front/commands.py and are synced to one guild (development) or globally at start-up.
 
 Shards: `make_client` gives the plain one-connection client by default, or the same bot on
@@ -32,7 +33,8 @@ from discord import app_commands
 
 from bot.discord_front import commands as discord_commands
 from bot.service.pipeline import APOLOGY
-from bot.discord_front.rating import RateButton, rating_view
+from bot.discord_front.rating import RateButton
+from bot.discord_front.swipe import SwipeButton, reply_view
 from bot.discord_front.message_split import split_message
 from bot.discord_front.rate_limit import SLOW_DOWN, RateLimiter
 from bot.service.runtime import Runtime
@@ -75,7 +77,7 @@ class InosukeBot(discord.Client):
     async def setup_hook(self) -> None:
         # Buttons are recognised by their custom_id, so those under replies sent before a
         # restart keep working.
-        self.add_dynamic_items(RateButton)
+        self.add_dynamic_items(RateButton, SwipeButton)
         if self.settings.sync_commands and self.runs_first_shard:
             await self.sync_commands()
 
@@ -156,7 +158,8 @@ class InosukeBot(discord.Client):
         self._handling.add(task)
         try:
             async def deliver(text: str, reply_id: int | None) -> int | None:
-                sent = await self.send_reply(message, text, rating_view(reply_id) if reply_id is not None else None)
+                buttons = reply_view(reply_id, swipes=self.runtime.pipeline.settings.swipe_alternatives > 1) if reply_id is not None else None
+                sent = await self.send_reply(message, text, buttons)
                 return sent[0].id if sent else None
 
             async with message.channel.typing():

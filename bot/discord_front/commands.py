@@ -219,6 +219,8 @@ class ForgetMeConfirmation(discord.ui.View):
 def forgotten_text(gone, files: int, rows: int) -> str:
     return (f"Done. Deleted {gone.messages} message(s) of yours, {gone.replies} repl(ies) of mine to you and "
             f"{gone.ratings} rating(s) of yours; {gone.approvals} moderator decision(s) no longer carry your id; "
+            f"{gone.alternatives} swiped alternative(s) that could quote you deleted and {gone.picks} swipe pick(s) "
+            f"of yours undone; "
             f"{rows} staged training sample(s) that held your words removed from {files} file(s). Nothing you write "
             f"will ever be used for training. An adapter already trained cannot unlearn what it learned. (I still "
             f"read new messages to answer you; run /forget-me again to delete them.)")

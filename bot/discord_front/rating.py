@@ -47,6 +47,9 @@ class RateButton(discord.ui.DynamicItem[discord.ui.Button], template=RATE_ID):
         except NotRatable:
             await interaction.response.send_message(GONE, ephemeral=True)
             return
+        # On a swiped reply the thumb also picks (👍) or rejects (👎) the alternative shown.
+        swipes = interaction.client.runtime.pipeline.swipes
+        await (swipes.pick if self.vote == "up" else swipes.reject)(self.reply_id, interaction.user.id)
         said = "changed your rating to" if changed else "rated this reply"
         await interaction.response.send_message(f"{THANKS[self.vote]}\n-# You {said} {emoji}.", ephemeral=True)
 

@@ -140,7 +140,8 @@ class OpenAIEngine:
     def max_new_tokens(self) -> int:
         return self.decoding.max_new_tokens
 
-    async def generate(self, prompt: str, rendered_for: ServedModel, prefix: str | None = None) -> Generation:
+    async def generate(self, prompt: str, rendered_for: ServedModel, prefix: str | None = None,
+                       seed: int | None = None) -> Generation:
         """`prefix` (the card's text) is the in-process worker's cache hint; engines cache
         prefixes themselves (vLLM's prefix caching, llama-server's cache_prompt)."""
         if rendered_for is not self.served:
@@ -151,7 +152,7 @@ class OpenAIEngine:
         self._waiting += 1
         try:
             async with self._semaphore():
-                return await self._complete(prompt, rendered_for)
+                return await self._complete(prompt, rendered_for, seed)
         finally:
             self._waiting -= 1
 
@@ -197,7 +198,7 @@ class OpenAIEngine:
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    async def _complete(self, prompt: str, served: ServedModel) -> Generation:
+    async def _complete(self, prompt: str, served: ServedModel, seed: int | None = None) -> Generation:
         version = served.version
         self._in_flight += 1
         self._by_version[version] += 1
@@ -211,7 +212,8 @@ class OpenAIEngine:
                                           stop_token_id=tokenizer.eos_token_id, stop_text=tokenizer.eos_token,
                                           temperature=self.decoding.temperature, top_p=self.decoding.top_p,
                                           min_p=self.decoding.min_p, repetition_penalty=self.decoding.repetition_penalty,
-                                          seed=self.decoding.seed_for(prompt)) | self.extra_body
+                                          seed=seed if seed is not None and self.decoding.sampling else self.decoding.seed_for(prompt)
+                                          ) | self.extra_body
                 status, answer = await self._request("POST", "/v1/completions", body, self.settings.request_timeout_s,
                                                      self._url_for(version))
                 if status == 404 and version is not None and attempt == 0:

@@ -258,14 +258,14 @@ class LlamaServerEngine(OpenAIEngine):
 
     # -- the watchdog ---------------------------------------------------------------------------
 
-    async def _complete(self, prompt: str, served: ServedModel):
+    async def _complete(self, prompt: str, served: ServedModel, seed: int | None = None):
         self._ensure_watchdog()
         if served is not self.served and served.version not in self.processes:
             # Queued for a version whose process has stopped since: the pipeline renders it again
             # for the version in service.
             raise RenderedForAnotherModel
         await self._ensure_running(served.version)
-        return await super()._complete(prompt, served)
+        return await super()._complete(prompt, served, seed)
 
     def _ensure_watchdog(self) -> None:
         if self._watchdog is None or self._watchdog.done():

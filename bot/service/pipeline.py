@@ -11,11 +11,17 @@ fail (a storage error is logged and answered with an apology); a reply is stored
 through `deliver`, and only then marked sent, so a reply that was never posted never enters the
 context, the ratings or the training data. At shutdown `stop_generating()` answers every request
 still waiting for the model with an in-character good night instead of leaving it unanswered.
+
+Swipes (`swipe`): another reply to the exact context of the newest reply, through the same
+renderer and worker, sampled with a seed derived from the reply and the alternative's number;
+stored as an alternative (core/db/swipes.py) and shown in the reply's place. A new message in
+the channel keeps the alternative shown (a preference pick for the trainer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -26,6 +32,7 @@ from bot.service.engine_client import EngineUnavailable
 from bot.service.worker import ModelReleased, ModelWorker, RenderedForAnotherModel, WorkerBusy
 from core.generate import reply_text
 from core.db.history import AlreadyStored, History
+from core.db.swipes import Shown, Swipes
 from core.persona import PersonaCard
 from core.prompt import card_prefix
 from core.settings import ChatSettings
@@ -44,6 +51,23 @@ TRAINING_IN_THE_MOUNTAINS = "I'm training in the mountains right now! Lord Inosu
 # the fallbacks above, which are not stored) and returns the Discord id of what was posted, or
 # None when nothing could be posted.
 Deliver = Callable[[str, "int | None"], Awaitable["int | None"]]
+
+
+# Why a 🔄 gives no new alternative (told to the clicker only).
+SWIPE_NOT_NEWEST = "Only my newest reply can be swiped: the conversation already went on after this one."
+SWIPE_GONE = "That reply can't be swiped any more (the message it answered is gone)."
+SWIPE_GREEDY = "Swipes need sampled replies: this bot always gives the same one (decoding.temperature is 0)."
+
+
+class SwipeRefused(Exception):
+    """No alternative: the message says why, in one line."""
+
+
+def swipe_seed(reply_id: int, position: int) -> int:
+    """The seed alternative `position` of reply `reply_id` is sampled with: fixed by the two, so
+    the same swipe gives the same alternative (tests, reruns), and different for every swipe."""
+    digest = hashlib.sha256(f"swipe\x00{reply_id}\x00{position}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,10 @@ class ChatPipeline:
         self._generating: set[asyncio.Task] = set()
         self._posting: dict[int, asyncio.Event] = {}  # channel -> set once the reply being posted there is recorded
         self.stopping = False
+
+    @property
+    def swipes(self) -> Swipes:
+        return Swipes(self.history.sessions)
 
     def stop_generating(self) -> None:
         """Shutdown: requests waiting for the model, and those still queued behind them, are
@@ -146,6 +174,61 @@ class ChatPipeline:
             return Reply(reply, from_model=True, message_id=reply_id)
         return Reply(reply, from_model=True, message_id=await self.deliver_stored(channel_id, reply, reply_id, deliver))
 
+    async def swipe(self, channel_id: int, reply_id: int, max_length: int) -> Shown:
+        """Another reply to the exact context reply `reply_id` answered, shown in its place (at
+        most `max_length` characters); once the reply has chat.swipe_alternatives of them, the
+        next one already stored is shown instead. Raises SwipeRefused with the reason."""
+        if not getattr(self.worker, "decoding", None) or not self.worker.decoding.sampling:
+            raise SwipeRefused(SWIPE_GREEDY)
+        if self.stopping:
+            raise SwipeRefused(GOING_TO_SLEEP)
+        async with self._channel_locks[channel_id]:  # in turn with the channel's replies
+            if not await self.swipes.is_newest(reply_id, channel_id):
+                raise SwipeRefused(SWIPE_NOT_NEWEST)
+            count = len(await self.swipes.alternatives(reply_id)) or 1
+            if count >= self.settings.swipe_alternatives:
+                shown = await self.swipes.show_next(reply_id)
+                if shown is None:
+                    raise SwipeRefused(SWIPE_GONE)
+                return shown
+            answers_id = await self.swipes.answered(reply_id)
+            messages = await self.history.context(channel_id, answers_id, self.settings.history_messages) if answers_id else []
+            if not messages:
+                raise SwipeRefused(SWIPE_GONE)
+            seed = swipe_seed(reply_id, count)
+            # Like a reply's generation: bounded by reply_timeout_s, cancelled by stop_generating().
+            task = asyncio.ensure_future(self.generate_for(turns_from_history(messages), seed))
+            self._generating.add(task)
+            try:
+                await asyncio.wait({task}, timeout=self.settings.reply_timeout_s)
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
+            finally:
+                self._generating.discard(task)
+            if not task.done():
+                task.cancel()
+                raise SwipeRefused(TOO_SLOW)
+            if task.cancelled():
+                raise SwipeRefused(GOING_TO_SLEEP)
+            try:
+                generation = task.result()
+            except WorkerBusy:
+                raise SwipeRefused(WAIT_YOUR_TURN) from None
+            except ModelReleased:
+                raise SwipeRefused(TRAINING_IN_THE_MOUNTAINS) from None
+            except EngineUnavailable as exc:
+                log.warning("swipe failed in channel %s: %s", channel_id, exc)
+                raise SwipeRefused(APOLOGY) from None
+            except Exception:
+                log.exception("swipe failed in channel %s", channel_id)
+                raise SwipeRefused(APOLOGY) from None
+            text = (reply_text(generation.text, self.card) or "...")[:max_length]
+            try:
+                return await self.swipes.add(reply_id, text, seed=seed, adapter_version=generation.adapter_version)
+            except LookupError:  # deleted while it was generated
+                raise SwipeRefused(SWIPE_GONE) from None
+
     async def deliver_stored(self, channel_id: int, reply: str, reply_id: int, deliver: Deliver) -> int | None:
         """Post a stored reply; it counts (sent) once posted and is discarded if it never was."""
         posted, recorded = None, self._posting.setdefault(channel_id, asyncio.Event())
@@ -176,12 +259,17 @@ class ChatPipeline:
 
     async def store_message(self, channel_id: int, author_id: int, author_name: str, text: str, **stored) -> int | None:
         try:
-            return await self.history.add(channel_id, author_id, author_name, text, **stored)
+            message_id = await self.history.add(channel_id, author_id, author_name, text, **stored)
         except AlreadyStored:
             raise  # answered once already (a replayed event, another process): no second answer
         except Exception:
             log.exception("could not store a message in channel %s", channel_id)
             return None
+        try:  # the conversation went on: a swiped reply before it keeps the alternative it shows
+            await self.swipes.kept(channel_id, message_id, author_id)
+        except Exception:
+            log.exception("could not record the kept alternative in channel %s", channel_id)
+        return message_id
 
     async def fallback(self, text: str, deliver: Deliver | None) -> Reply:
         if deliver is not None:
@@ -204,9 +292,10 @@ class ChatPipeline:
         prompt = fit_prompt(served.tokenizer, self.card, turns, self.settings.context_tokens, served.prompt_format)
         return prompt, card_prefix(served.tokenizer, self.card, served.prompt_format)
 
-    async def generate_for(self, turns):
-        """Render the context for the model in service and generate; render again if the model
-        was swapped before the prompt reached it."""
+    async def generate_for(self, turns, seed: int | None = None):
+        """Render the context for the model in service and generate (with `seed`: a swipe's);
+        render again if the model was swapped before the prompt reached it."""
+        options = {"seed": seed} if seed is not None else {}
         for _ in range(self.RENDER_ATTEMPTS):
             served = self.worker.served
             if served is None:
@@ -214,7 +303,7 @@ class ChatPipeline:
             # Tokenizing the window is CPU work: keep it off the event loop too.
             (prompt, _), prefix = await asyncio.to_thread(self._render, served, turns)
             try:
-                return await self.worker.generate(prompt, served, prefix)
+                return await self.worker.generate(prompt, served, prefix, **options)
             except RenderedForAnotherModel:
                 continue
         raise RuntimeError(f"the served model changed {self.RENDER_ATTEMPTS} times while rendering one reply")

@@ -67,6 +67,7 @@ class _Request:
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     prefix: str | None = None  # the text every prompt of this model begins with (the card), cached once
+    seed: int | None = None  # a seed of its own (a swipe's); None: the decoding's rule (Decoding.seed_for)
 
 
 @dataclass
@@ -138,15 +139,17 @@ class ModelWorker:
     def describe(self) -> str:
         return f"in-process worker ({self.served.base if self.served is not None else 'released'})"
 
-    async def generate(self, prompt: str, rendered_for: ServedModel, prefix: str | None = None) -> Generation:
+    async def generate(self, prompt: str, rendered_for: ServedModel, prefix: str | None = None,
+                       seed: int | None = None) -> Generation:
         """`prompt`'s reply by the model it was rendered for. `prefix`: the text it begins with
-        that every prompt shares (core.prompt.card_prefix), computed once and reused."""
+        that every prompt shares (core.prompt.card_prefix), computed once and reused. `seed`:
+        sample with this seed (a swipe asks for another reply to the same prompt)."""
         with self._lock:
             if self._waiting >= self.max_queue:
                 raise WorkerBusy
             self._waiting += 1
         loop = asyncio.get_running_loop()
-        request = _Request(prompt, rendered_for, loop.create_future(), loop, prefix)
+        request = _Request(prompt, rendered_for, loop.create_future(), loop, prefix, seed)
         self._queue.put(request)
         return await request.future
 
@@ -258,8 +261,8 @@ class ModelWorker:
 
     def _row(self, decoder: BatchDecoder, request: _Request) -> RowRequest:
         ids = decoder.tokenize(request.prompt)
-        return RowRequest(request, ids, self.decoding.max_new_tokens, self.decoding, self.decoding.seed_for(request.prompt),
-                          decoder.prefix_len(ids, request.prefix))
+        seed = request.seed if request.seed is not None and self.decoding.sampling else self.decoding.seed_for(request.prompt)
+        return RowRequest(request, ids, self.decoding.max_new_tokens, self.decoding, seed, decoder.prefix_len(ids, request.prefix))
 
     def _step(self) -> None:
         decoder = self._decoder

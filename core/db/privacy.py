@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from core.db.database import insert, retry_when_locked
 from core.db.history import now
-from core.db.schema import Approval, Message, OptOut, Rating
+from core.db.schema import Approval, Message, OptOut, Rating, ReplyAlternative
 
 
 @dataclass
@@ -26,6 +26,8 @@ class Forgotten:
     replies: int = 0  # the bot's replies to them
     ratings: int = 0  # the user's ratings
     approvals: int = 0  # moderator decisions that no longer carry the user's id
+    alternatives: int = 0  # swiped alternatives of replies to them or whose context held their words
+    picks: int = 0  # alternatives the user picked or rejected (undecided again)
     touched_replies: set[int] = field(default_factory=set)  # replies whose context held the user's words (staged files)
 
 
@@ -56,7 +58,11 @@ class Privacy:
                 return 0
             approvals = (await session.execute(delete(Approval).where(Approval.message_id.in_(replies)))).rowcount
             ratings = (await session.execute(delete(Rating).where(Rating.message_id.in_(replies)))).rowcount
-            return approvals + ratings
+            # Swipe picks are endorsements too: the alternatives become undecided again.
+            picks = (await session.execute(update(ReplyAlternative).where(
+                ReplyAlternative.reply_id.in_(replies), ReplyAlternative.chosen.is_not(None))
+                .values(chosen=None, picked_by=None))).rowcount
+            return approvals + ratings + picks
 
     @retry_when_locked
     async def messages_deleted(self, discord_ids: list[int]) -> int:
@@ -79,6 +85,18 @@ class Privacy:
             for message in theirs:
                 gone.touched_replies.update(await replies_that_saw(session, message, self.window))
             gone.ratings = (await session.execute(delete(Rating).where(Rating.user_id == user_id))).rowcount
+            gone.picks = (await session.execute(update(ReplyAlternative).where(ReplyAlternative.picked_by == user_id)
+                                                .values(chosen=None, picked_by=None))).rowcount
+            # Alternatives are training data only: those of replies to the user go with the replies,
+            # and those of every reply whose context held their words go too (an alternative may
+            # quote them). Explicit, not left to ON DELETE CASCADE: it must hold with foreign keys off.
+            answering = select(Message.id).where(Message.answers_id.in_(ids), Message.by_bot) if ids else None
+            touched = list(gone.touched_replies)
+            if ids or touched:
+                condition = ReplyAlternative.reply_id.in_(touched)
+                if answering is not None:
+                    condition = condition | ReplyAlternative.reply_id.in_(answering)
+                gone.alternatives = (await session.execute(delete(ReplyAlternative).where(condition))).rowcount
             if ids:
                 gone.replies = (await session.execute(delete(Message).where(Message.answers_id.in_(ids), Message.by_bot))).rowcount
                 gone.messages = (await session.execute(delete(Message).where(Message.id.in_(ids)))).rowcount

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, true
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, false, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -91,6 +91,25 @@ class OptOut(Base):
     __tablename__ = "opt_outs"
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReplyAlternative(Base):
+    """One alternative of a swiped reply (🔄): position 0 is the reply as first written. The
+    reply's row (messages.content) holds the one shown; `chosen` says what people picked."""
+
+    __tablename__ = "reply_alternatives"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reply_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column()
+    content: Mapped[str] = mapped_column(Text)
+    seed: Mapped[int | None] = mapped_column(BigInteger)  # what it was sampled with (None: the original, seed not kept)
+    adapter_version: Mapped[str | None] = mapped_column(String(40))
+    shown: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    chosen: Mapped[bool | None] = mapped_column(Boolean)  # True picked, False rejected, None undecided
+    picked_by: Mapped[int | None] = mapped_column(BigInteger)  # whose 👍/👎/next message decided it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("reply_id", "position", name="uq_reply_alternatives_reply_position"),)
 
 
 class TrainingRun(Base):

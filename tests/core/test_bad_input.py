@@ -44,6 +44,7 @@ def one_line_error(done: subprocess.CompletedProcess) -> str:
     ("serving:\n  poll_s: 0\n", "serving.poll_s: must be at least 0.1, got 0.0"),
     ("discord:\n  rate_limit_seconds: -1\n", "discord.rate_limit_seconds: must be at least 0.1, got -1.0"),
     ("chat:\n  max_input_tokens: 0\n", "chat.max_input_tokens: must be at least 1, got 0"),
+    ("chat:\n  swipe_alternatives: 30\n", "chat.swipe_alternatives: must be at most 25, got 30"),
     ("engine:\n  max_batch: 8\n  max_queue: 4\n  max_batch: 2\n", ":4: invalid YAML (duplicate key 'max_batch' (first on line 2))"),
 ])
 def test_config_values_are_range_checked_and_duplicate_keys_refused(tmp_path, yaml_text, message):

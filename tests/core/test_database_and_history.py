@@ -23,7 +23,8 @@ def tables(path):
         return {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
 
 
-HEAD_TABLES = {"alembic_version", "channels", "messages", "ratings", "approvals", "opt_outs", "training_runs", "context_resets"}
+HEAD_TABLES = {"alembic_version", "channels", "messages", "ratings", "approvals", "opt_outs", "training_runs", "context_resets",
+               "reply_alternatives"}
 
 
 @pytest.mark.each_database

@@ -15,6 +15,7 @@ from bot.service.runtime import Runtime
 from bot.service.worker import ModelWorker
 from core.db.database import make_engine, sessions
 from core.db.history import History
+from core.decoding import Decoding
 from core.settings import ChatSettings, DiscordSettings
 from tests.discord_front.emulator import CHANNELS, ENABLED, MEMBERS, OTHER_BOT, Emulator
 
@@ -32,17 +33,18 @@ def make_runtime(db_url, persona):
     """make_runtime(served) -> a Runtime on the test's database; `runtime.prompts` records every
     prompt sent to the worker, in order."""
 
-    def make(served, max_new_tokens: int = 32, chat: ChatSettings = ChatSettings(), max_batch: int = 8) -> Runtime:
+    def make(served, max_new_tokens: int = 32, chat: ChatSettings = ChatSettings(), max_batch: int = 8,
+             decoding: Decoding = Decoding()) -> Runtime:
         db = make_engine(db_url)
         history = History(sessions(db))
-        worker = ModelWorker(served, max_new_tokens=max_new_tokens, max_batch=max_batch).start()
+        worker = ModelWorker(served, max_new_tokens=max_new_tokens, max_batch=max_batch, decoding=decoding).start()
         runtime = Runtime(ChatPipeline(history, worker, persona, settings=chat), worker, history, db)
         runtime.prompts = []
         generate = worker.generate
 
-        async def recording(prompt, rendered_for, prefix=None):
+        async def recording(prompt, rendered_for, prefix=None, **options):
             runtime.prompts.append(prompt)
-            return await generate(prompt, rendered_for, prefix)
+            return await generate(prompt, rendered_for, prefix, **options)
 
         worker.generate = recording
         return runtime

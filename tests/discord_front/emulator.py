@@ -147,6 +147,8 @@ class Emulator:
             web.put("/api/v10/applications/{app_id}/commands", self.sync_commands),
             web.put("/api/v10/applications/{app_id}/guilds/{guild_id}/commands", self.sync_commands),
             web.post("/api/v10/interactions/{interaction_id}/{token}/callback", self.interaction_callback),
+            web.patch("/api/v10/webhooks/{app_id}/{token}/messages/@original", self.edit_original),
+            web.post("/api/v10/webhooks/{app_id}/{token}", self.followup),
         ])
         self._channel_of: dict[str, int] = {}  # interaction id -> its channel
         self._updating: dict[str, str] = {}  # component interaction id -> the message it may update
@@ -155,6 +157,10 @@ class Emulator:
         self._sockets: list[web.WebSocketResponse] = []
         self._rate_limited = 0
         self._posted_event = asyncio.Event()
+        # In order: {"id", "content"} for every edit of a message through an interaction, and
+        # {"followup", "ephemeral"} for every follow-up message after a deferred response.
+        self.updates: list[dict] = []
+        self._updated_event = asyncio.Event()
         self.rate_limited_hits = 0
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -247,9 +253,7 @@ class Emulator:
                         "interaction_id": interaction_id}
             self._interaction_messages[message["id"]] = message
         elif kind == 7:
-            message = self._interaction_messages.get(self._updating.pop(interaction_id, ""), None)
-            if message is not None:
-                message.update({k: data[k] for k in ("content", "components") if k in data})
+            message = self.update_message(self._updating.pop(interaction_id, ""), data)
         future = self._responses.get(interaction_id)
         if future is not None and not future.done():
             future.set_result(InteractionResponse(kind, data, message))
@@ -258,6 +262,43 @@ class Emulator:
                                            "response_message_loading": kind == 5,
                                            "response_message_ephemeral": bool(data.get("flags", 0) & EPHEMERAL)},
                            "resource": resource})
+
+    def update_message(self, message_id: str, data: dict) -> dict | None:
+        """A component's message edited through its interaction (an interaction response's own,
+        or a channel message the bot posted); recorded in `updates`."""
+        message = self._interaction_messages.get(message_id) or self.messages.get(message_id)
+        if message is not None:
+            message.update({k: data[k] for k in ("content", "components") if k in data})
+            self.updates.append({"id": message_id, "content": message["content"]})
+            self._updated_event.set()
+        return message
+
+    async def edit_original(self, request: web.Request) -> web.Response:
+        """PATCH .../messages/@original after a deferred update (type 6): edits the component's message."""
+        interaction_id = request.match_info["token"].removeprefix("token-")
+        message = self.update_message(self._updating.pop(interaction_id, ""), await request.json())
+        if message is None:
+            return json_reply({"message": "Unknown Message", "code": 10008}, status=404)
+        return json_reply(message)
+
+    async def followup(self, request: web.Request) -> web.Response:
+        """A follow-up message after a deferred response (e.g. an ephemeral refusal)."""
+        interaction_id = request.match_info["token"].removeprefix("token-")
+        data = await request.json()
+        message = self.message_json(self._channel_of[interaction_id], BOT_ID, "Inosuke", data.get("content", ""), bot=True)
+        message |= {"flags": data.get("flags", 0)}
+        self.updates.append({"followup": message["content"], "ephemeral": bool(message["flags"] & EPHEMERAL)})
+        self._updated_event.set()
+        return json_reply(message)
+
+    async def wait_for_update(self, after: int, timeout: float = 120) -> dict:
+        """The edit or follow-up after the first `after` ones (see `updates`)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                if len(self.updates) > after:
+                    return self.updates[after]
+                self._updated_event.clear()
+                await self._updated_event.wait()
 
     def rate_limit_next(self, count: int) -> None:
         """The next `count` message posts get a 429 with retry-after."""

@@ -61,7 +61,8 @@ def test_forget_me_removes_everything_by_or_about_the_user(make_runtime, run_bot
         question = await emulator.slash(GENERAL, TANJIRO, "forget-me", {})
         done = await emulator.click(GENERAL, TANJIRO, question.message, emulator.buttons(question.message)["Yes, forget me"])
         assert done.content.startswith("Done. Deleted 1 message(s) of yours, 1 repl(ies) of mine to you and 1 rating(s) "
-                                       "of yours; 1 moderator decision(s) no longer carry your id")
+                                       "of yours; 1 moderator decision(s) no longer carry your id; 0 swiped alternative(s) "
+                                       "that could quote you deleted and 0 swipe pick(s) of yours undone")
         assert "cannot unlearn" in done.content
 
         await emulator.user_says(GENERAL, KANAO, "What did he say?", mention_bot=True)

@@ -33,7 +33,8 @@ def test_buttons_and_rate_store_one_changeable_rating_per_user(make_runtime, run
         reply = (await emulator.wait_for_bot_message(GENERAL)).message
         buttons = emulator.buttons(reply)
         [reply_id] = {int(custom_id.rsplit(":", 1)[1]) for custom_id in buttons.values()}
-        assert buttons == {"👍": f"inosuke:rate:up:{reply_id}", "👎": f"inosuke:rate:down:{reply_id}"}
+        assert buttons == {"👍": f"inosuke:rate:up:{reply_id}", "👎": f"inosuke:rate:down:{reply_id}",
+                           "🔄": f"inosuke:swipe:{reply_id}"}
 
         thanks = await emulator.click(GENERAL, TANJIRO, reply, buttons["👍"])
         assert thanks.ephemeral and "You rated this reply 👍" in thanks.content
