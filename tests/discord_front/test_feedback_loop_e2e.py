@@ -143,25 +143,39 @@ PERMISSIVE_GATE = GateSettings(min_style_gain=-1.0, max_failure_rate_increase=1.
                                max_eval_loss_increase=0.0, max_multi_turn_drop=1.0)  # only "lower loss" must hold
 
 
-@pytest.mark.training
+def retrain_settings_on_a_slice(tmp_path):
+    """Retrain settings that train 12 steps on a 40-per-source slice of the curated set (staging
+    and tokenizing all of it took minutes on 2 cores), with only the gate's decoding evaluated."""
+    from trainer.retrain import RetrainSettings
+
+    curated = few_curated_samples(tmp_path / "curated", per_source=40)
+    fast = [f"data={curated}", "max_steps=12", "eval_every=12", "eval_max_samples=4", "batch_size=1", "learning_rate=3e-4"]
+    settings = RetrainSettings(profile_overrides=fast, eval_limit=2, training_guilds=[GUILD_ID])
+    return curated, settings, EvalSettings(max_new_tokens=24, also_report=False, gate=PERMISSIVE_GATE)
+
+
 @pytest.mark.each_database
-def test_retrain_dry_run_then_promotes_a_better_candidate_and_rejects_a_worse_one(loop_state, capsys, tmp_path):
-    from core.db.training_runs import all_runs
-    from trainer.retrain import RetrainSettings, retrain
+def test_a_retrain_dry_run_shows_the_export_and_changes_nothing(loop_state, capsys, tmp_path):
+    from trainer.retrain import retrain
 
     state, url = loop_state
-    # A slice of the curated set (staging and tokenizing all of it twice per database took minutes)
-    curated = few_curated_samples(tmp_path / "curated", per_source=40)
-    fast = [f"data={curated}", "max_steps=24", "eval_every=24", "eval_max_samples=4", "batch_size=1", "learning_rate=3e-4"]
-    settings = RetrainSettings(profile_overrides=fast, eval_limit=3, training_guilds=[GUILD_ID])
-    evaluation = EvalSettings(max_new_tokens=24, also_report=False, gate=PERMISSIVE_GATE)  # the gate's decoding only
-
+    _, settings, evaluation = retrain_settings_on_a_slice(tmp_path)
     dry = retrain(settings, evaluation, dry_run=True)
     shown = capsys.readouterr().out
     assert dry.status == "dry-run" and len(dry.export.samples) == 2 and dry.curated == 4 * 40
     assert "approved chat-log samples: 2" in shown and "approved_logs" in shown and "I'll win before you even start" in shown
     assert versions(state / "adapters") == [] and list((state / "retrain").iterdir()) == []  # nothing trained, nothing left
 
+
+# Two trainings and two evaluations: on SQLite only (4 minutes per database on 2 cores). On
+# PostgreSQL a retrain process records its run in the lock test below, and the export is the dry run's.
+@pytest.mark.training
+def test_retrain_promotes_a_better_candidate_and_rejects_a_worse_one(loop_state, tmp_path):
+    from core.db.training_runs import all_runs
+    from trainer.retrain import RetrainSettings, retrain
+
+    state, url = loop_state
+    curated, settings, evaluation = retrain_settings_on_a_slice(tmp_path)
     first = retrain(settings, evaluation)  # nothing in service yet: against the untuned base
     assert first.status == "promoted", first.reason
     assert in_service(state / "adapters") == first.candidate and first.previous is None
