@@ -48,7 +48,7 @@ test: $(STAMP) $(LLAMA_STAMP)
 	$(MAKE) vllm || echo "make vllm failed: the vLLM engine tests will be skipped (see the message above)"
 	$(PY) -m pytest
 
-# The edit-test loop: everything that loads no model weights (under 2 minutes on 2 cores).
+# The edit-test loop: everything that loads no model weights (meant for under 2 minutes on 2 cores; 4 min 7 s measured on 2026-12-06).
 test-fast: $(STAMP)
 	INOSUKE_TEST_TIER=fast $(PY) -m pytest -m "not model and not training"
 
