@@ -132,17 +132,8 @@ class ChatPipeline:
         if not messages:  # deleted while it waited: nothing left to answer
             return Reply("", from_model=False)
         turns = turns_from_history(messages)
-        task = asyncio.ensure_future(self.generate_for(turns))
-        self._generating.add(task)
-        try:
-            await asyncio.wait({task}, timeout=self.settings.reply_timeout_s)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        finally:
-            self._generating.discard(task)
-        if not task.done():
-            task.cancel()
+        task = await self.generate_bounded(turns)
+        if task is None:
             log.warning("reply in channel %s waited more than %.0f s for the model", channel_id, self.settings.reply_timeout_s)
             return await self.fallback(TOO_SLOW, deliver)
         if task.cancelled():
@@ -196,18 +187,8 @@ class ChatPipeline:
             if not messages:
                 raise SwipeRefused(SWIPE_GONE)
             seed = swipe_seed(reply_id, count)
-            # Like a reply's generation: bounded by reply_timeout_s, cancelled by stop_generating().
-            task = asyncio.ensure_future(self.generate_for(turns_from_history(messages), seed))
-            self._generating.add(task)
-            try:
-                await asyncio.wait({task}, timeout=self.settings.reply_timeout_s)
-            except asyncio.CancelledError:
-                task.cancel()
-                raise
-            finally:
-                self._generating.discard(task)
-            if not task.done():
-                task.cancel()
+            task = await self.generate_bounded(turns_from_history(messages), seed)
+            if task is None:
                 raise SwipeRefused(TOO_SLOW)
             if task.cancelled():
                 raise SwipeRefused(GOING_TO_SLEEP)
@@ -291,6 +272,23 @@ class ChatPipeline:
         """The prompt and the card prefix it begins with (whose keys and values the worker keeps)."""
         prompt = fit_prompt(served.tokenizer, self.card, turns, self.settings.context_tokens, served.prompt_format)
         return prompt, card_prefix(served.tokenizer, self.card, served.prompt_format)
+
+    async def generate_bounded(self, turns, seed: int | None = None) -> asyncio.Task | None:
+        """A reply's or a swipe's generation, bounded by reply_timeout_s and cancelled by
+        stop_generating(): the finished (or cancelled) task, or None when it timed out."""
+        task = asyncio.ensure_future(self.generate_for(turns, seed))
+        self._generating.add(task)
+        try:
+            await asyncio.wait({task}, timeout=self.settings.reply_timeout_s)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            self._generating.discard(task)
+        if not task.done():
+            task.cancel()
+            return None
+        return task
 
     async def generate_for(self, turns, seed: int | None = None):
         """Render the context for the model in service and generate (with `seed`: a swipe's);
