@@ -226,9 +226,11 @@ class ShardedInosukeBot(InosukeBot, discord.AutoShardedClient):
     """The same bot over several gateway connections (discord.py's AutoShardedClient)."""
 
 
-def make_client(runtime: Runtime, settings: DiscordSettings = DiscordSettings()) -> InosukeBot:
-    """One connection by default; shards when `shard_count` is set (auto: Discord's recommendation)."""
+def make_client(runtime: Runtime, settings: DiscordSettings = DiscordSettings(), **client_options) -> InosukeBot:
+    """One connection by default; shards when `shard_count` is set (auto: Discord's recommendation).
+    `client_options` go to discord.py's client as they are (the tests' emulator sends every guild at
+    once, so they pass a short `guild_ready_timeout` instead of discord.py's 2 s)."""
     if settings.shard_count is None:
-        return InosukeBot(runtime, settings)
+        return InosukeBot(runtime, settings, **client_options)
     count = None if settings.shard_count == "auto" else settings.shard_count
-    return ShardedInosukeBot(runtime, settings, shard_count=count, shard_ids=settings.shard_ids)
+    return ShardedInosukeBot(runtime, settings, shard_count=count, shard_ids=settings.shard_ids, **client_options)

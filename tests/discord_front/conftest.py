@@ -69,7 +69,9 @@ def run_bot(monkeypatch):
             if prepare is not None:
                 prepare(emulator)
             emulator.patch_discord(monkeypatch)
-            client = make_client(runtime, settings)
+            # The emulator sends every GUILD_CREATE right after READY: no need for discord.py's 2 s
+            # wait for late guilds before on_ready.
+            client = make_client(runtime, settings, guild_ready_timeout=0.05)
             task = asyncio.create_task(client.start("emulated-token"))
             try:
                 ready = asyncio.create_task(client.wait_until_ready())
