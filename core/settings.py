@@ -50,9 +50,12 @@ class LlamaServerSettings:
     context_size: int = 8192  # tokens of context in all, shared by the slots (-c): each gets context_size / parallel
     start_timeout_s: float = 120.0  # a process not healthy by then is stopped; the old one keeps serving
     request_timeout_s: float = 60.0  # a reply slower than this gets an in-character apology
+    health_timeout_s: float = 5.0  # the watchdog asks the process in service for /health; no answer in this long ...
+    hung_after: int = 3  # ... this many times in a row: it is hung (alive but stuck), killed and started again
 
     RANGES: ClassVar[dict] = {"threads": (1, None), "parallel": (1, None), "context_size": (256, None),
-                              "start_timeout_s": (1, None), "request_timeout_s": (1, None)}
+                              "start_timeout_s": (1, None), "request_timeout_s": (1, None),
+                              "health_timeout_s": (0.1, None), "hung_after": (1, None)}
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ class EngineStats:
     largest_in_flight: int = 0
     adapter_reloads: int = 0  # adapters loaded again into a restarted engine
     restarts: int = 0  # engine processes the bot owns (llama-server) started again after they died
+    hung: int = 0  # of those, killed first because they were alive but stopped answering /health
 
 
 def completion_request(prompt: str, model: str, *, max_tokens: int, stop_token_id: int | None, stop_text: str | None,

@@ -12,9 +12,10 @@ its /health, sends new requests to it, lets the requests already sent to the old
 then stops the old one. Rollback is the same with an older version; no adapter serves the bare
 base GGUF. A missing GGUF or a process that will not start leaves the old process serving.
 
-A watchdog restarts the process in service when it dies (killed, crashed): the request it was
-answering gets the pipeline's in-character apology, later ones wait for the restart and are served
-again by the same model and adapter.
+A watchdog restarts the process in service when it dies (killed, crashed) or hangs (alive, but
+/health unanswered `hung_after` times in a row: it is killed first): the request it was answering
+gets the pipeline's in-character apology, later ones wait for the restart and are served again by
+the same model and adapter.
 """
 
 from __future__ import annotations
@@ -137,9 +138,9 @@ def launch(settings: LlamaServerSettings, model: Path, version: str | None, lora
                             f"{settings.start_timeout_s:g} s (log: {log_path})")
 
 
-def healthy(url: str) -> bool:
+def healthy(url: str, timeout_s: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url + "/health", timeout=2) as response:
+        with urllib.request.urlopen(url + "/health", timeout=timeout_s) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False  # refused, or 503 while the model loads
@@ -164,6 +165,7 @@ class LlamaServerEngine(OpenAIEngine):
         self._base_name = self.model.name
         self.processes: dict[str | None, LlamaServerProcess] = {}  # by the version each serves
         self._watchdog: asyncio.Task | None = None
+        self._unanswered = 0  # /health probes of the process in service unanswered in a row
         self._spawning: set[asyncio.Future] = set()  # processes being started (in threads)
 
     @property
@@ -275,10 +277,32 @@ class LlamaServerEngine(OpenAIEngine):
         while True:
             await asyncio.sleep(self.watch_s)
             try:
+                await self._kill_if_hung()
                 await self._ensure_running(self.version)
             except Exception as exc:  # tried again at the next round; replies get apologies meanwhile
                 log.error("could not restart llama-server for %s: %s", self.version or "the base model", exc)
                 await asyncio.sleep(5)
+
+    async def _kill_if_hung(self) -> None:
+        """A process that is alive but does not answer /health (stopped, deadlocked, swapping) would
+        keep every reply waiting until its timeout: after `hung_after` unanswered probes in a row it
+        is killed, and _ensure_running starts it again."""
+        process = self.process
+        if process is None or not process.alive():
+            self._unanswered = 0
+            return
+        if await asyncio.to_thread(healthy, process.url, self.server_settings.health_timeout_s):
+            self._unanswered = 0
+            return
+        if process is not self.process:
+            return  # switched while the probe waited: the new process gets its own probes
+        self._unanswered += 1
+        if self._unanswered >= self.server_settings.hung_after:
+            log.warning("llama-server for %s (pid %d) has not answered /health %d times in a row: killing it",
+                        process.version or "the base model", process.pid, self._unanswered)
+            self._unanswered = 0
+            self.stats.hung += 1
+            await asyncio.to_thread(process.kill)
 
     async def _ensure_running(self, version: str | None) -> None:
         """Restart the process in service if it died (a retired version's process is not restarted)."""

@@ -4,7 +4,8 @@ which `make test` runs) that the bot starts itself on the embedded model's own G
 the base, a reply from the trained adapter (its LoRA GGUF converted by the trainer's export), a
 promotion (the trainer's promote, which exports the new version's LoRA GGUF first) hot-swapped to
 a new process with no bot restart and stored with the next reply, and the process killed
-mid-request (an in-character apology) and restarted by the watchdog (replies resume, same adapter).
+mid-request (an in-character apology) and restarted by the watchdog (replies resume, same adapter),
+and the process frozen mid-request (found hung by its /health probe, killed and restarted).
 
 Skipped, with the reason, when the llama-server binary is not built."""
 
@@ -80,9 +81,9 @@ def engine_runtime(db_url, persona, llama_server_binary, tmp_path):
     """engine_runtime(adapter) -> a Runtime whose model is served by llama-server processes the
     engine starts (backend: llama-server), one thread each as the shared machine needs."""
 
-    def make(adapter=None) -> Runtime:
-        settings = LlamaServerSettings(binary=str(llama_server_binary), threads=1, parallel=2, context_size=4096,
-                                       start_timeout_s=300, request_timeout_s=300)
+    def make(adapter=None, **overrides) -> Runtime:
+        settings = LlamaServerSettings(**{"binary": str(llama_server_binary), "threads": 1, "parallel": 2,
+                                          "context_size": 4096, "start_timeout_s": 300, "request_timeout_s": 300} | overrides)
         engine = LlamaServerEngine(settings, remote_served(adapter, "smollm2-135m"), log_dir=tmp_path / "logs",
                                    decoding=Decoding(max_new_tokens=48, repetition_penalty=1.1)).start()
         db = make_engine(db_url)
@@ -216,6 +217,48 @@ def test_the_process_killed_mid_request_gets_an_apology_and_the_watchdog_restart
     # The two user messages are stored; the one reply the engine wrote too, with its version.
     assert db_rows("select by_bot, adapter_version from messages order by id") == [
         (False, None), (False, None), (True, "v0201")]
+
+
+def test_a_process_that_hangs_mid_request_is_killed_and_restarted(engine_runtime, run_bot, db_rows):
+    """Frozen with SIGSTOP (alive, holding its port, answering nothing), as a deadlocked or swapping
+    process would be: without the health probe every reply would wait for request_timeout_s (300 s
+    here) and the process would never be replaced."""
+    import os
+    import signal
+    import time
+
+    runtime = engine_runtime(health_timeout_s=0.5, hung_after=2)
+    worker = runtime.worker
+    frozen = worker.process
+    worker.decoding = Decoding(max_new_tokens=400, repetition_penalty=1.1)
+    worker.extra_body = worker.extra_body | {"ignore_eos": True}
+
+    def generating() -> bool:
+        with urllib.request.urlopen(frozen.url + "/slots", timeout=5) as response:
+            return any(slot.get("is_processing") for slot in json.load(response))
+
+    async def body(emulator, client):
+        await emulator.user_says(GENERAL, TANJIRO, "Tell me everything about your training in the mountains.",
+                                 mention_bot=True)
+        async with asyncio.timeout(120):
+            while not await asyncio.to_thread(generating):
+                await asyncio.sleep(0.05)
+        os.killpg(frozen.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        assert frozen.alive()
+        assert (await emulator.wait_for_bot_message(GENERAL, timeout=60)).content == APOLOGY
+        assert time.monotonic() - stopped_at < 60  # found hung long before the 300 s request timeout
+
+        worker.decoding = Decoding(max_new_tokens=32, repetition_penalty=1.1)
+        worker.extra_body = {k: v for k, v in worker.extra_body.items() if k != "ignore_eos"}
+        await emulator.user_says(GENERAL, TANJIRO, "Are you back?", mention_bot=True)
+        assert (await emulator.wait_for_bot_message(GENERAL, after=1, timeout=120)).content not in ("", APOLOGY)
+        restarted = worker.process
+        assert worker.stats.hung == 1 and worker.stats.restarts == 1
+        assert not frozen.alive() and restarted.pid != frozen.pid and restarted.alive()
+
+    run_bot(runtime, body)
+    assert db_rows("select by_bot from messages order by id") == [(False,), (False,), (True,)]
 
 
 def test_the_bot_starts_its_llama_server_from_the_config_and_stops_it_at_the_end(db_url, llama_server_binary, tmp_path):
