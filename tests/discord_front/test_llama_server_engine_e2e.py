@@ -182,31 +182,45 @@ def test_a_promotion_without_its_lora_gguf_keeps_the_old_process_serving(engine_
     assert db_rows("select adapter_version from messages where by_bot order by id") == [("v0301",)]
 
 
+def replies_run_long(worker, on: bool = True) -> None:
+    """On: 400 tokens and the end of turn never chosen, so that a fault lands while a reply is
+    generated. Off: short replies that end, as usual."""
+    if on:
+        worker.decoding = Decoding(max_new_tokens=400, repetition_penalty=1.1)
+        worker.extra_body = worker.extra_body | {"ignore_eos": True}
+    else:
+        worker.decoding = Decoding(max_new_tokens=48, repetition_penalty=1.1)
+        worker.extra_body = {k: v for k, v in worker.extra_body.items() if k != "ignore_eos"}
+
+
+async def until_generating(process) -> None:
+    """Wait (up to 120 s) until one of the process's slots is generating."""
+
+    def generating() -> bool:
+        with urllib.request.urlopen(process.url + "/slots", timeout=5) as response:
+            return any(slot.get("is_processing") for slot in json.load(response))
+
+    async with asyncio.timeout(120):
+        while not await asyncio.to_thread(generating):
+            await asyncio.sleep(0.05)
+
+
 def test_the_process_killed_mid_request_gets_an_apology_and_the_watchdog_restarts_it(engine_runtime, run_bot, db_rows,
                                                                                      state, trained_adapter, lora_gguf):
     adapter = republish(trained_adapter, state / "adapters", "v0201", lora_gguf)
     runtime = engine_runtime(adapter)
     worker = runtime.worker
     killed = worker.process
-    # A long reply, so that the kill lands while it is generated: 400 tokens, the end of turn never chosen.
-    worker.decoding = Decoding(max_new_tokens=400, repetition_penalty=1.1)
-    worker.extra_body = worker.extra_body | {"ignore_eos": True}
-
-    def generating() -> bool:
-        with urllib.request.urlopen(killed.url + "/slots", timeout=5) as response:
-            return any(slot.get("is_processing") for slot in json.load(response))
+    replies_run_long(worker)
 
     async def body(emulator, client):
         await emulator.user_says(GENERAL, TANJIRO, "Tell me everything about your training in the mountains, "
                                                    "every single day of it.", mention_bot=True)
-        async with asyncio.timeout(120):
-            while not await asyncio.to_thread(generating):
-                await asyncio.sleep(0.05)
+        await until_generating(killed)
         await asyncio.to_thread(killed.kill)
         assert (await emulator.wait_for_bot_message(GENERAL)).content == APOLOGY
 
-        worker.decoding = Decoding(max_new_tokens=48, repetition_penalty=1.1)
-        worker.extra_body = {k: v for k, v in worker.extra_body.items() if k != "ignore_eos"}
+        replies_run_long(worker, False)
         await emulator.user_says(GENERAL, TANJIRO, "Are you back?", mention_bot=True)
         assert (await emulator.wait_for_bot_message(GENERAL, after=1)).content not in ("", APOLOGY)
         restarted = worker.process
@@ -230,27 +244,19 @@ def test_a_process_that_hangs_mid_request_is_killed_and_restarted(engine_runtime
     runtime = engine_runtime(health_timeout_s=0.5, hung_after=2)
     worker = runtime.worker
     frozen = worker.process
-    worker.decoding = Decoding(max_new_tokens=400, repetition_penalty=1.1)
-    worker.extra_body = worker.extra_body | {"ignore_eos": True}
-
-    def generating() -> bool:
-        with urllib.request.urlopen(frozen.url + "/slots", timeout=5) as response:
-            return any(slot.get("is_processing") for slot in json.load(response))
+    replies_run_long(worker)
 
     async def body(emulator, client):
         await emulator.user_says(GENERAL, TANJIRO, "Tell me everything about your training in the mountains.",
                                  mention_bot=True)
-        async with asyncio.timeout(120):
-            while not await asyncio.to_thread(generating):
-                await asyncio.sleep(0.05)
+        await until_generating(frozen)
         os.killpg(frozen.pid, signal.SIGSTOP)
         stopped_at = time.monotonic()
         assert frozen.alive()
         assert (await emulator.wait_for_bot_message(GENERAL, timeout=60)).content == APOLOGY
         assert time.monotonic() - stopped_at < 60  # found hung long before the 300 s request timeout
 
-        worker.decoding = Decoding(max_new_tokens=32, repetition_penalty=1.1)
-        worker.extra_body = {k: v for k, v in worker.extra_body.items() if k != "ignore_eos"}
+        replies_run_long(worker, False)
         await emulator.user_says(GENERAL, TANJIRO, "Are you back?", mention_bot=True)
         assert (await emulator.wait_for_bot_message(GENERAL, after=1, timeout=120)).content not in ("", APOLOGY)
         restarted = worker.process
