@@ -90,7 +90,7 @@ def run_demo(console: Console | None = None) -> None:
     console.print(f"replies ending at end of turn: base {sum(a.ended for a in base)}/{len(base)}, "
                   f"adapter {sum(a.ended for a in adapted)}/{len(adapted)}")
     a, b = evaluation.a, evaluation.b
-    console.print(f"held-out evaluation, adapter vs base, {evaluation.a['gate_decoding']} decoding (both decodings: "
+    console.print(f"held-out evaluation, adapter vs base, {a['gate_decoding']} decoding (both decodings: "
                   f"`python -m trainer eval --adapter latest`): style score {a['style_score']:.3f} vs {b['style_score']:.3f}; "
                   f"failure rate {a['failure_rate']:.1%} vs {b['failure_rate']:.1%}; generic QA {a['qa_accuracy']:.0%} vs "
                   f"{b['qa_accuracy']:.0%}; multi-turn {a['multi_turn_score']:.0%} vs {b['multi_turn_score']:.0%} "

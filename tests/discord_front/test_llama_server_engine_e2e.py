@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 import urllib.request
 from functools import partial
 
@@ -237,10 +239,6 @@ def test_a_process_that_hangs_mid_request_is_killed_and_restarted(engine_runtime
     """Frozen with SIGSTOP (alive, holding its port, answering nothing), as a deadlocked or swapping
     process would be: without the health probe every reply would wait for request_timeout_s (300 s
     here) and the process would never be replaced."""
-    import os
-    import signal
-    import time
-
     runtime = engine_runtime(health_timeout_s=0.5, hung_after=2)
     worker = runtime.worker
     frozen = worker.process
@@ -251,10 +249,9 @@ def test_a_process_that_hangs_mid_request_is_killed_and_restarted(engine_runtime
                                  mention_bot=True)
         await until_generating(frozen)
         os.killpg(frozen.pid, signal.SIGSTOP)
-        stopped_at = time.monotonic()
         assert frozen.alive()
+        # Found hung within 60 s, long before the 300 s request timeout.
         assert (await emulator.wait_for_bot_message(GENERAL, timeout=60)).content == APOLOGY
-        assert time.monotonic() - stopped_at < 60  # found hung long before the 300 s request timeout
 
         replies_run_long(worker, False)
         await emulator.user_says(GENERAL, TANJIRO, "Are you back?", mention_bot=True)

@@ -101,10 +101,8 @@ def test_the_heldout_set_never_enters_training(persona, heldout):
 def test_adapter_against_base_report_and_determinism(trained_adapter, tmp_path):
     from dataclasses import replace
 
-    from trainer.evaluation.compare import compare
-
     from core.persona import load_card
-    from trainer.evaluation.compare import card_of, evaluate_side, heldout_for
+    from trainer.evaluation.compare import card_of, compare, evaluate_side, heldout_for
     from trainer.evaluation.style import StyleScorer
 
     settings = EvalSettings(max_new_tokens=40)
