@@ -1,9 +1,14 @@
-"""Run as: .venv/bin/python bench/engine_backend.py --adapter ADAPTER_DIR [--rounds 3] [--new-tokens 64] [--no-local]
+"""Run as: .venv/bin/python bench/engine_backend.py --adapter ADAPTER_DIR [--engine vllm|llama-server]
+                                           [--rounds 3] [--new-tokens 64] [--no-local]
 
-The bot through the vLLM engine backend (backend: openai) against the engine's own figures, in
-the same run, with the adapter on: one stream (one channel, one message after another) and eight
-channels at once. `make vllm` must have built the engine's virtualenv; the bench starts vLLM
-(CPU) on the embedded model itself and stops it at the end.
+The bot through an engine backend against the engine's own figures, in the same run, with the
+adapter on: one stream (one channel, one message after another) and eight channels at once.
+- `--engine vllm` (backend: openai): `make vllm` must have built the engine's virtualenv; the
+  bench starts vLLM (CPU) on the embedded model itself and stops it at the end.
+- `--engine llama-server` (backend: llama-server): `make llama.cpp` must have built llama-server;
+  the bot's own LlamaServerEngine starts it on the embedded model's GGUF with the adapter's LoRA
+  GGUF (exported by the trainer's export into a temporary folder first) and `llama_server:` from
+  config/bot.yaml (threads, slots), and stops it at the end.
 
 To compare like with like, every request the bot sent in its measured pass is replayed raw to the
 engine (same prompts, same decoding settings, same concurrency), so the ratio is the bot's own
@@ -56,14 +61,14 @@ async def through_bot(worker, card, channels: int, rounds: int, first_channel: i
 
     worker.generate = counted
     if bodies is not None:  # record what the engine backend sends, to replay it to the engine alone
-        post = worker._post
+        request = worker._request
 
-        async def recording(path, body, timeout_s):
+        async def recording(method, path, body, timeout_s, base_url=None):
             if path == "/v1/completions":
                 bodies.append(body)
-            return await post(path, body, timeout_s)
+            return await request(method, path, body, timeout_s, base_url)
 
-        worker._post = recording
+        worker._request = recording
 
     async def channel(c: int) -> None:
         for r in range(rounds):
@@ -77,7 +82,7 @@ async def through_bot(worker, card, channels: int, rounds: int, first_channel: i
     elapsed = time.perf_counter() - started
     worker.generate = original
     if bodies is not None:
-        worker._post = post
+        worker._request = request
     await db.dispose()
     return {"tokens": tokens, "seconds": elapsed, "p50": statistics.median(latencies)}
 
@@ -109,26 +114,61 @@ def line(name: str, r: dict) -> str:
     return f"  {name:<34} {r['tokens'] / r['seconds']:7.1f} tok/s   p50 {r['p50']:6.2f} s   ({r['tokens']} tokens in {r['seconds']:.1f} s)"
 
 
-async def main_async(args) -> None:
+async def started_vllm(info, decoding):
+    """vLLM (CPU) on the embedded model with the adapter loadable, and the bot's client for it;
+    returns (engine, url, stop)."""
     from bot.service.engine_client import OpenAIEngine, remote_served
-    from core.decoding import Decoding
     from core.model_resolver import embedded_folder
+    from core.settings import OpenAIEngineSettings
+    from tools.vllm_engine import VLLMEngine
+
+    vllm = await asyncio.to_thread(VLLMEngine(embedded_folder()).start)
+    print(f"vLLM (CPU) started in {vllm.startup_s:.0f} s at {vllm.url}")
+    settings = OpenAIEngineSettings(base_url=vllm.url, request_timeout_s=600, max_in_flight=8)
+    engine = OpenAIEngine(settings, await asyncio.to_thread(remote_served, info, info.base_model), decoding=decoding)
+    return engine, vllm.url, lambda: vllm.stop()
+
+
+async def started_llama_server(info, decoding, scratch: Path):
+    """The bot's llama-server backend serving the adapter (its LoRA GGUF exported first), with
+    config/bot.yaml's llama_server settings; returns (engine, url, stop)."""
+    from dataclasses import replace
+
+    from bot.service.engine_client import remote_served
+    from bot.service.llama_server_engine import LlamaServerEngine
+    from core.settings import load_settings
+    from trainer.export.export import export
+
+    exports = scratch / "exports"
+    started = time.perf_counter()
+    await asyncio.to_thread(export, info.path, ["lora-gguf"], exports / info.version)
+    settings = replace(load_settings().llama_server, request_timeout_s=600)
+    engine = LlamaServerEngine(settings, await asyncio.to_thread(remote_served, info, info.base_model), decoding=decoding,
+                               exports=exports, log_dir=scratch / "logs")
+    await asyncio.to_thread(engine.start)
+    print(f"llama-server (-t {settings.threads}, -np {settings.parallel}) exported and started in "
+          f"{time.perf_counter() - started:.0f} s at {engine.process.url}")
+    return engine, engine.process.url, lambda: None  # the engine's close() stops its process
+
+
+async def main_async(args) -> None:
+    from core.decoding import Decoding
     from core.paths import DEFAULT_CARD
     from core.persona import load_card
     from core.registry import read_adapter
-    from core.settings import OpenAIEngineSettings
-    from tools.vllm_engine import VLLMEngine
 
     card = load_card(DEFAULT_CARD)
     info = read_adapter(args.adapter)
     results: dict[str, dict] = {}
-    vllm = await asyncio.to_thread(VLLMEngine(embedded_folder()).start)
-    print(f"vLLM (CPU) started in {vllm.startup_s:.0f} s at {vllm.url}; adapter {info.version}; "
-          f"{args.rounds} messages per channel, up to {args.new_tokens} new tokens")
+    decoding = Decoding(max_new_tokens=args.new_tokens, repetition_penalty=1.1)
+    name = "vLLM" if args.engine == "vllm" else "llama-server"
+    scratch = Path(tempfile.mkdtemp(prefix="engine-bench-"))
+    if args.engine == "vllm":
+        engine, url, stop = await started_vllm(info, decoding)
+    else:
+        engine, url, stop = await started_llama_server(info, decoding, scratch)
+    print(f"adapter {info.version}; {args.rounds} messages per channel, up to {args.new_tokens} new tokens")
     try:
-        settings = OpenAIEngineSettings(base_url=vllm.url, request_timeout_s=600, max_in_flight=8)
-        engine = OpenAIEngine(settings, await asyncio.to_thread(remote_served, info, info.base_model),
-                              decoding=Decoding(max_new_tokens=args.new_tokens, repetition_penalty=1.1))
         channel = 0
         for channels in (1, 8):
             label = "one stream" if channels == 1 else f"{channels} channels"
@@ -137,15 +177,16 @@ async def main_async(args) -> None:
             bodies: list = []
             bot = await through_bot(engine, card, channels, args.rounds, channel, bodies)
             channel += 100
-            alone = await engine_alone(vllm.url, bodies, channels)
+            assert bodies, "the bot sent the engine no completion request"
+            alone = await engine_alone(url, bodies, channels)
             bot_again = await through_bot(engine, card, channels, args.rounds, channel)
             channel += 100
             # The two bot passes bracket the engine's: their mean cancels a drift of the machine's load.
             mean = {k: (bot[k] + bot_again[k]) / 2 for k in bot}
-            results[f"engine {label}"], results[f"bot via vLLM {label}"] = alone, mean
-        await engine.close()
+            results[f"engine {label}"], results[f"bot via {name} {label}"] = alone, mean
     finally:
-        await asyncio.to_thread(vllm.stop)
+        await engine.close()
+        await asyncio.to_thread(stop)
     if not args.no_local:
         from bot.service.worker import ModelWorker
         from core.served_model import load_served
@@ -160,18 +201,19 @@ async def main_async(args) -> None:
     for name, r in results.items():
         print(line(name, r))
     for label in ("one stream", "8 channels"):
-        bot, alone = results[f"bot via vLLM {label}"], results[f"engine {label}"]
+        bot, alone = results[f"bot via {name} {label}"], results[f"engine {label}"]
         ratio = (bot["tokens"] / bot["seconds"]) / (alone["tokens"] / alone["seconds"])
-        print(f"  ratio bot via vLLM / engine alone, {label}: {ratio:.2f}x")
+        print(f"  ratio bot via {name} / engine alone, {label}: {ratio:.2f}x")
         local = results.get(f"bot, in-process worker {label}")
         if local:
-            print(f"  ratio bot via vLLM / in-process worker, {label}: "
+            print(f"  ratio bot via {name} / in-process worker, {label}: "
                   f"{(bot['tokens'] / bot['seconds']) / (local['tokens'] / local['seconds']):.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[2])
     parser.add_argument("--adapter", type=Path, required=True, help="adapter folder (a published version)")
+    parser.add_argument("--engine", choices=["vllm", "llama-server"], default="vllm", help="the engine backend to measure")
     parser.add_argument("--rounds", type=int, default=3, help="messages per channel")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--no-local", action="store_true", help="skip the in-process worker comparison")
