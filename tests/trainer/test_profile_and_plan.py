@@ -9,8 +9,8 @@ from trainer.plan import GIB, Architecture, estimate, model_config
 from trainer.profile import PROFILES_DIR, load_profile
 
 
-def test_both_profiles_load_and_every_key_is_commented():
-    for name in ("smollm2-cpu", "qwen2.5-3b-6gb"):
+def test_every_profile_loads_and_every_key_is_commented():
+    for name in ("smollm2-cpu", "smollm2-cpu-quality", "qwen2.5-3b-6gb"):
         profile = load_profile(name)
         assert profile.name == name and profile.quantization == "nf4" and profile.lora.target_modules == "all-linear"
         text = (PROFILES_DIR / f"{name}.yaml").read_text()
@@ -19,6 +19,11 @@ def test_both_profiles_load_and_every_key_is_commented():
             if line.strip() and not line.lstrip().startswith("#") and not line.rstrip().endswith(":"):
                 assert "#" in line, f"{name}: uncommented key: {line}"
     assert load_profile("qwen2.5-3b-6gb").model == "Qwen/Qwen2.5-3B-Instruct"
+    # The quality profile is the demo's recipe trained for at least one full epoch, not a step count.
+    demo, quality = load_profile("smollm2-cpu"), load_profile("smollm2-cpu-quality")
+    assert quality.max_steps == -1 and quality.epochs >= 1 and demo.max_steps > 0
+    assert quality.to_dict() | {"name": "", "max_steps": 0, "epochs": 0, "eval_every": 0} == \
+        demo.to_dict() | {"name": "", "max_steps": 0, "epochs": 0, "eval_every": 0}
 
 
 def test_overrides_are_typed():
