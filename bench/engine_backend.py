@@ -53,9 +53,9 @@ async def through_bot(worker, card, channels: int, rounds: int, first_channel: i
     tokens, latencies = 0, []
     original = worker.generate
 
-    async def counted(prompt, rendered_for):
+    async def counted(prompt, rendered_for, *args, **kwargs):  # whatever the worker's generate takes (prefix, seed)
         nonlocal tokens
-        result = await original(prompt, rendered_for)
+        result = await original(prompt, rendered_for, *args, **kwargs)
         tokens += result.new_tokens
         return result
 
