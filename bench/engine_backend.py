@@ -12,7 +12,8 @@ adapter on: one stream (one channel, one message after another) and eight channe
 
 To compare like with like, every request the bot sent in its measured pass is replayed raw to the
 engine (same prompts, same decoding settings, same concurrency), so the ratio is the bot's own
-cost (database, context window, rendering, HTTP client). Order: a warm-up pass through the bot
+cost (database, context window, rendering, HTTP client). The engine alone gets as many streams at
+once as the bot may have in flight (llama-server: its slots). Order: a warm-up pass through the bot
 (it also fills the engine's prefix cache), the engine alone, then the bot again, each in fresh
 channels with the same messages. With --no-local it skips the in-process worker on the same
 adapter and messages (the default backend) for comparison.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import sys
 import tempfile
@@ -124,9 +126,13 @@ async def started_vllm(info, decoding):
 
     vllm = await asyncio.to_thread(VLLMEngine(embedded_folder()).start)
     print(f"vLLM (CPU) started in {vllm.startup_s:.0f} s at {vllm.url}")
-    settings = OpenAIEngineSettings(base_url=vllm.url, request_timeout_s=600, max_in_flight=8)
-    engine = OpenAIEngine(settings, await asyncio.to_thread(remote_served, info, info.base_model), decoding=decoding)
-    return engine, vllm.url, lambda: vllm.stop()
+    try:
+        settings = OpenAIEngineSettings(base_url=vllm.url, request_timeout_s=600, max_in_flight=8)
+        engine = OpenAIEngine(settings, await asyncio.to_thread(remote_served, info, info.base_model), decoding=decoding)
+    except BaseException:
+        await asyncio.to_thread(vllm.stop)
+        raise
+    return engine, vllm.url, vllm.stop
 
 
 async def started_llama_server(info, decoding, scratch: Path):
@@ -161,8 +167,38 @@ async def main_async(args) -> None:
     info = read_adapter(args.adapter)
     results: dict[str, dict] = {}
     decoding = Decoding(max_new_tokens=args.new_tokens, repetition_penalty=1.1)
-    name = "vLLM" if args.engine == "vllm" else "llama-server"
-    scratch = Path(tempfile.mkdtemp(prefix="engine-bench-"))
+    engine_name = "vLLM" if args.engine == "vllm" else "llama-server"
+    scratch = Path(tempfile.mkdtemp(prefix="engine-bench-"))  # the exported LoRA GGUF and the server's logs
+    try:
+        await measure_engine(args, info, card, decoding, engine_name, scratch, results)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if not args.no_local:
+        from bot.service.worker import ModelWorker
+        from core.served_model import load_served
+
+        served = await asyncio.to_thread(load_served, info)
+        for channels in (1, 8):
+            label = "one stream" if channels == 1 else f"{channels} channels"
+            worker = ModelWorker(served, decoding=Decoding(max_new_tokens=args.new_tokens, repetition_penalty=1.1)).start()
+            results[f"bot, in-process worker {label}"] = await through_bot(worker, card, channels, args.rounds, 1000 + channels)
+            await worker.close()
+    print("Results (adapter on):")
+    for case, r in results.items():
+        print(line(case, r))
+    for label in ("one stream", "8 channels"):
+        bot, alone = results[f"bot via {engine_name} {label}"], results[f"engine {label}"]
+        ratio = (bot["tokens"] / bot["seconds"]) / (alone["tokens"] / alone["seconds"])
+        print(f"  ratio bot via {engine_name} / engine alone, {label}: {ratio:.2f}x")
+        local = results.get(f"bot, in-process worker {label}")
+        if local:
+            print(f"  ratio bot via {engine_name} / in-process worker, {label}: "
+                  f"{(bot['tokens'] / bot['seconds']) / (local['tokens'] / local['seconds']):.2f}x")
+
+
+async def measure_engine(args, info, card, decoding, engine_name: str, scratch: Path, results: dict) -> None:
+    """The bot through the engine, the engine alone on the same requests, the bot again; one
+    stream, then eight channels at once."""
     if args.engine == "vllm":
         engine, url, stop = await started_vllm(info, decoding)
     else:
@@ -177,41 +213,25 @@ async def main_async(args) -> None:
             bodies: list = []
             bot = await through_bot(engine, card, channels, args.rounds, channel, bodies)
             channel += 100
-            assert bodies, "the bot sent the engine no completion request"
-            alone = await engine_alone(url, bodies, channels)
+            if not bodies:
+                raise SystemExit("the bot sent the engine no completion request")
+            # As many streams as the bot may have in flight (llama-server: its slots), so neither
+            # side waits in a queue the other does not.
+            alone = await engine_alone(url, bodies, min(channels, engine.settings.max_in_flight))
             bot_again = await through_bot(engine, card, channels, args.rounds, channel)
             channel += 100
             # The two bot passes bracket the engine's: their mean cancels a drift of the machine's load.
             mean = {k: (bot[k] + bot_again[k]) / 2 for k in bot}
-            results[f"engine {label}"], results[f"bot via {name} {label}"] = alone, mean
+            results[f"engine {label}"], results[f"bot via {engine_name} {label}"] = alone, mean
     finally:
-        await engine.close()
-        await asyncio.to_thread(stop)
-    if not args.no_local:
-        from bot.service.worker import ModelWorker
-        from core.served_model import load_served
-
-        served = await asyncio.to_thread(load_served, info)
-        for channels in (1, 8):
-            label = "one stream" if channels == 1 else f"{channels} channels"
-            worker = ModelWorker(served, decoding=Decoding(max_new_tokens=args.new_tokens, repetition_penalty=1.1)).start()
-            results[f"bot, in-process worker {label}"] = await through_bot(worker, card, channels, args.rounds, 1000 + channels)
-            await worker.close()
-    print("Results (adapter on):")
-    for name, r in results.items():
-        print(line(name, r))
-    for label in ("one stream", "8 channels"):
-        bot, alone = results[f"bot via {name} {label}"], results[f"engine {label}"]
-        ratio = (bot["tokens"] / bot["seconds"]) / (alone["tokens"] / alone["seconds"])
-        print(f"  ratio bot via {name} / engine alone, {label}: {ratio:.2f}x")
-        local = results.get(f"bot, in-process worker {label}")
-        if local:
-            print(f"  ratio bot via {name} / in-process worker, {label}: "
-                  f"{(bot['tokens'] / bot['seconds']) / (local['tokens'] / local['seconds']):.2f}x")
+        try:
+            await engine.close()
+        finally:
+            await asyncio.to_thread(stop)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[2])
+    parser = argparse.ArgumentParser(description="The bot through an engine backend against the engine alone, same requests.")
     parser.add_argument("--adapter", type=Path, required=True, help="adapter folder (a published version)")
     parser.add_argument("--engine", choices=["vllm", "llama-server"], default="vllm", help="the engine backend to measure")
     parser.add_argument("--rounds", type=int, default=3, help="messages per channel")
