@@ -1,4 +1,4 @@
-"""Training profiles: one YAML file per model size in trainer/profiles/, loaded through the one
+"""Training profiles: one YAML file per recipe in trainer/profiles/, loaded through the one
 config loader, with `key=value` overrides from the command line."""
 
 from __future__ import annotations
