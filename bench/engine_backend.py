@@ -180,7 +180,7 @@ async def main_async(args) -> None:
         served = await asyncio.to_thread(load_served, info)
         for channels in (1, 8):
             label = "one stream" if channels == 1 else f"{channels} channels"
-            worker = ModelWorker(served, decoding=Decoding(max_new_tokens=args.new_tokens, repetition_penalty=1.1)).start()
+            worker = ModelWorker(served, decoding=decoding).start()  # the same decoding the engine got
             await through_bot(worker, card, channels, args.rounds, 2000 + channels)  # warm-up, as the engine had
             results[f"bot, in-process worker {label}"] = await through_bot(worker, card, channels, args.rounds, 1000 + channels)
             await worker.close()
