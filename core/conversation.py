@@ -44,6 +44,13 @@ class LocalConversation:
         return reply, answer
 
 
+def speaker_line(name: str, text: str) -> str:
+    """`name: text` for a transcript, continuation lines indented under the text, so a reply that
+    spans lines (or contains "You: ...") can never read as another speaker's turn."""
+    indent = "\n" + " " * (len(name) + 2)
+    return f"{name}: " + indent.join(text.splitlines() or [""])
+
+
 def terminal_lines(prompt: str = "You: ") -> Iterable[str]:
     """Lines typed at the terminal (with a prompt), or piped in; ends at Ctrl-D / end of input."""
     if not sys.stdin.isatty():
@@ -72,5 +79,5 @@ async def repl(lines: Iterable[str], say: Callable[[str], Awaitable[str]], reset
             print("(conversation forgotten)", flush=True)
             continue
         if echo_user:
-            print(f"{echo_user}: {line}", flush=True)
-        print(f"{name}: {await say(line)}", flush=True)
+            print(speaker_line(echo_user, line), flush=True)
+        print(speaker_line(name, await say(line)), flush=True)
