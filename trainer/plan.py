@@ -13,8 +13,9 @@ The terms follow what the QLoRA recipe in trainer/qlora.py holds at its peak:
 - the loss: TRL's fused LM head (trainer/qlora.py) projects onto the vocabulary in tiles of
   4,096 tokens x 32,768 vocabulary entries and folds each tile into running log-sum-exp
   statistics, recomputing the tiles in the backward pass, so the (T x vocabulary) logits never
-  exist: one tile, the scored hidden states and their fp32 gradient. On CUDA (Triton) only the
-  trained positions are scored, elsewhere all T; the plan counts all T, an upper bound. The full
+  exist: one tile, the scored hidden states and their fp32 gradient. Only the trained positions
+  are scored (trainer/qlora.py score_only_trained_positions); the plan counts all T, an upper
+  bound, since a row may be all reply. The full
   logits it replaces (compute-dtype logits, an fp32 copy and its gradient: 1.45 GiB for Qwen's
   151,936-token vocabulary at T = 1,024) are shown beside it;
 - with shared-card packing, the T x T attention mask (trainer/card_packing.py);

@@ -6,8 +6,8 @@ best-fit and padding-free, by default behind one shared copy of the persona card
 The loss goes through TRL's fused LM head (SFTTrainer.compute_loss calls the model with
 `fused_lm_head=True`): the vocabulary projection and the cross-entropy run in tiles of 4,096
 tokens x 32,768 vocabulary entries, recomputed in the backward pass, so the full (tokens x
-vocabulary) logits never exist. On CUDA with Triton only the trained positions are projected;
-elsewhere every position is, in torch tiles. `trainer plan` counts that term.
+vocabulary) logits never exist. Only the trained positions (the persona's replies) are projected,
+on every device (`score_only_trained_positions`). `trainer plan` counts that term.
 """
 
 from __future__ import annotations
@@ -303,6 +303,32 @@ def keep_4bit_layers_differentiable(model) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
+def score_only_trained_positions() -> bool:
+    """Make TRL's fused LM head project only the positions that carry a label, on CPU as on CUDA.
+
+    TRL compacts them only where its Triton kernel runs, because on a compiling backend (Neuron)
+    a varying count of positions would recompile every batch; elsewhere it scores every position
+    and zeroes the unlabelled ones. Nothing is compiled on CPU, and in a shared-card row two
+    positions in three (the card, the user's turns) carry no label, while the projection onto
+    the 49,152-token vocabulary (forward, recomputed and differentiated in the backward pass) is
+    about a third of a SmolLM2 step. The kept positions' values are the same; the rest were zero.
+    Returns False, changing nothing, where TRL no longer has the switch this relies on.
+    """
+    import trl.trainer.utils as trl_utils
+    from trl.kernels import chunked_logprob
+
+    if getattr(trl_utils, "_use_triton", None) is not chunked_logprob._use_triton:
+        return getattr(trl_utils, "_use_triton", None) is _compact_everywhere
+    # Only the name in trl.trainer.utils (the fused forward's choice) changes: the kernel's own
+    # choice between Triton and torch tiles stays chunked_logprob._use_triton.
+    trl_utils._use_triton = _compact_everywhere
+    return True
+
+
+def _compact_everywhere(device) -> bool:
+    return device.type != "neuron"
+
+
 def make_trainer(model, tokenizer, train_rows, eval_rows, profile: Profile, output_dir: str):
     """The SFTTrainer over our pre-tokenized, pre-masked rows (TRL packs them)."""
     import torch
@@ -313,6 +339,7 @@ def make_trainer(model, tokenizer, train_rows, eval_rows, profile: Profile, outp
         pass
 
     on_gpu = torch.cuda.is_available()
+    score_only_trained_positions()
     keep_4bit_layers_differentiable(model)
     shared = uses_shared_card(model, profile)
     dataset = card_packed_rows if shared else tokenize_rows

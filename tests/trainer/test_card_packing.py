@@ -162,20 +162,35 @@ def test_no_sample_attends_to_another(case, tokenizer, persona_samples):
 
 def test_training_loss_never_builds_the_logits_and_equals_plain_cross_entropy(case, tokenizer):
     """The trainer's loss goes through TRL's fused LM head (vocabulary projection and cross-entropy
-    in tiles, recomputed in the backward): it never runs the LM head over the row, and its loss and
+    in tiles, recomputed in the backward): it never runs the LM head over the row, it projects only
+    the trained positions (the replies: about a third of a row), on CPU too, and its loss and
     gradient are those of plain cross-entropy over the full logits (float32 sums in another order:
     1e-5 relative on the loss, 1e-4 relative error per adapter gradient)."""
+    import trl.trainer.utils as trl_utils
+
     trainer, samples = case
     model = trainer.model
     rows = pack_samples(tokenizer, samples, [encode(tokenizer, s, "chat") for s in samples], "chat", 512)
     batch = trainer.data_collator([rows[0].columns()])
     projections = []
     hook = model.get_output_embeddings().register_forward_hook(lambda module, args, output: projections.append(output.shape))
+    tiled = trl_utils._ChunkedLogProbFunction
+    scored = []
+
+    class CountingTiles(tiled):
+        @staticmethod
+        def apply(hidden, *args):
+            scored.append(hidden.shape[0])
+            return tiled.apply(hidden, *args)
+
+    trl_utils._ChunkedLogProbFunction = CountingTiles
     try:
         model.zero_grad()
         fused = trainer.compute_loss(model, dict(batch))
         fused.backward()
         assert projections == []  # no (tokens x vocabulary) logits were built
+        trained = int((batch["labels"][0, 1:] != IGNORE).sum())
+        assert scored == [trained] and trained < batch["labels"].numel() / 2, (scored, trained, batch["labels"].numel())
         fused_gradients = lora_gradients(model)
 
         model.zero_grad()
@@ -187,6 +202,7 @@ def test_training_loss_never_builds_the_logits_and_equals_plain_cross_entropy(ca
         plain.backward()
     finally:
         hook.remove()
+        trl_utils._ChunkedLogProbFunction = tiled
     torch.testing.assert_close(fused.detach(), plain.detach(), atol=1e-6, rtol=1e-5)
     plain_gradients = lora_gradients(model)
     for name in fused_gradients:
