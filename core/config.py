@@ -135,7 +135,11 @@ def set_dotted(values: dict, dotted: str, raw: str, where: str) -> None:
 def values_with_overrides(path: Path, overrides: list[str], example: str, required: bool = True) -> dict:
     """A config file's values with `--set KEY=VALUE` overrides applied (values parsed as YAML).
     A missing file is an error when `required`, else no values (every setting at its default)."""
-    values = read_yaml(path) if required or path.exists() else {}
+    return with_overrides(read_yaml(path) if required or path.exists() else {}, overrides, example)
+
+
+def with_overrides(values: dict, overrides: list[str], example: str) -> dict:
+    """`values` with `--set KEY=VALUE` overrides applied (values parsed as YAML)."""
     for override in overrides:
         if "=" not in override:
             raise UserError(f"--set {override}: expected KEY=VALUE, e.g. --set {example}")

@@ -1,5 +1,6 @@
 """Training profiles: one YAML file per recipe in trainer/profiles/, loaded through the one
-config loader, with `key=value` overrides from the command line."""
+config loader, with `key=value` overrides from the command line. A profile may start from
+another (`extends: smollm2-cpu`) and state only what differs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from core.config import build, values_with_overrides
+from core.config import build, read_yaml, with_overrides
 from core.errors import UserError
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -68,11 +69,38 @@ def profile_path(name_or_path: str) -> Path:
 
 def load_profile(name_or_path: str, overrides: list[str] = ()) -> Profile:
     path = profile_path(name_or_path)
-    values = values_with_overrides(path, overrides, "max_steps=20")
+    values = with_overrides(profile_values(path), overrides, "max_steps=20")
     values.setdefault("name", path.stem)
     profile = build(Profile, values, str(path))
     check(profile, str(path))
     return profile
+
+
+def profile_values(path: Path, extended_by: tuple[Path, ...] = ()) -> dict:
+    """A profile file's values. With `extends: NAME` (a profile name, or a YAML path relative to
+    this file) they start from that profile's values, sections such as `lora:` merged key by key,
+    so a variant of a recipe cannot drift from the recipe it varies."""
+    values = read_yaml(path)
+    parent = values.pop("extends", None)
+    if parent is None:
+        return values
+    if not isinstance(parent, str) or not parent.strip():
+        raise UserError(f"{path}: extends: expected a profile name or a path to a YAML file, got {parent!r}")
+    relative = path.parent / parent
+    parent_path = profile_path(str(relative) if relative.suffix in (".yaml", ".yml") else parent)
+    chain = extended_by + (path.resolve(),)
+    if parent_path.resolve() in chain:
+        loop = " -> ".join(p.name for p in chain + (parent_path,))
+        raise UserError(f"{path}: extends: {parent}: a loop ({loop})")
+    return merged(profile_values(parent_path, chain), values)
+
+
+def merged(base: dict, changes: dict) -> dict:
+    """`base` with `changes` applied; a section present in both is merged key by key."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def check(profile: Profile, where: str) -> None:

@@ -26,6 +26,28 @@ def test_every_profile_loads_and_every_key_is_commented():
         demo.to_dict() | {"name": "", "max_steps": 0, "epochs": 0, "eval_every": 0}
 
 
+def test_a_profile_extends_another_and_states_only_what_differs(tmp_path):
+    """`extends:` starts from another profile (by name, or by a path relative to the file); a
+    section is merged key by key; overrides still apply last; a loop or a bad value is one line."""
+    (tmp_path / "short.yaml").write_text("extends: smollm2-cpu\nmax_steps: 8\nlora:\n  r: 4\n")
+    (tmp_path / "shorter.yaml").write_text("extends: short.yaml\nlearning_rate: 1.0e-3\n")
+    demo = load_profile("smollm2-cpu")
+    shorter = load_profile(str(tmp_path / "shorter.yaml"), ["eval_every=4"])
+    assert (shorter.name, shorter.max_steps, shorter.learning_rate, shorter.eval_every) == ("shorter", 8, 1e-3, 4)
+    assert shorter.lora.r == 4 and shorter.lora.alpha == demo.lora.alpha and shorter.lora.dropout == demo.lora.dropout
+    assert (shorter.model, shorter.max_seq_len, shorter.optimizer) == (demo.model, demo.max_seq_len, demo.optimizer)
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    for text, message in [(None, "b.yaml: extends: a.yaml: a loop (a.yaml -> b.yaml -> a.yaml)"),
+                          ("extends: [smollm2-cpu]\n", "extends: expected a profile name or a path to a YAML file"),
+                          ("extends: nosuch\n", "unknown profile 'nosuch'")]:
+        if text is not None:
+            (tmp_path / "a.yaml").write_text(text)
+        with pytest.raises(UserError) as error:
+            load_profile(str(tmp_path / "a.yaml"))
+        assert message in str(error.value)
+
+
 def test_overrides_are_typed():
     profile = load_profile("smollm2-cpu", ["max_steps=7", "lora.r=4", "learning_rate=1e-3", "eval_max_samples=null"])
     assert (profile.max_steps, profile.lora.r, profile.learning_rate, profile.eval_max_samples) == (7, 4, 1e-3, None)
