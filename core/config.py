@@ -138,6 +138,14 @@ def values_with_overrides(path: Path, overrides: list[str], example: str, requir
     return with_overrides(read_yaml(path) if required or path.exists() else {}, overrides, example)
 
 
+def merged(base: dict, changes: dict) -> dict:
+    """`base` with `changes` applied; a section present in both is merged key by key."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def with_overrides(values: dict, overrides: list[str], example: str) -> dict:
     """`values` with `--set KEY=VALUE` overrides applied (values parsed as YAML)."""
     for override in overrides:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from core.config import build, read_yaml, with_overrides
+from core.config import build, merged, read_yaml, with_overrides
 from core.errors import UserError
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -93,14 +93,6 @@ def profile_values(path: Path, extended_by: tuple[Path, ...] = ()) -> dict:
         loop = " -> ".join(p.name for p in chain + (parent_path,))
         raise UserError(f"{path}: extends: {parent}: a loop ({loop})")
     return merged(profile_values(parent_path, chain), values)
-
-
-def merged(base: dict, changes: dict) -> dict:
-    """`base` with `changes` applied; a section present in both is merged key by key."""
-    out = dict(base)
-    for key, value in changes.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def check(profile: Profile, where: str) -> None:
