@@ -184,8 +184,8 @@ def db_rows(db_url, db_rows_at):
 
 @pytest.fixture(scope="session")
 def trained_adapter(tmp_path_factory, model_cache):
-    """A real adapter from a short run of the smollm2-cpu profile (24 steps at a high learning
-    rate, 3e-4): enough to learn the voice and to stop at end of turn. Shared by the trainer,
+    """A real adapter from a short run of the smollm2-cpu profile (24 steps at 3e-4): enough to
+    learn the voice and to stop at end of turn. Shared by the trainer,
     evaluation and feedback-loop tests."""
     from trainer.train import train
 
