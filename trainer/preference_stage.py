@@ -17,8 +17,9 @@ def load_trainable(candidate: Path):
 
     from core.model_resolver import load_model, load_tokenizer
     from core.registry import read_adapter
-    from trainer.qlora import keep_4bit_layers_differentiable
+    from trainer.qlora import keep_4bit_layers_differentiable, score_only_trained_positions
 
+    score_only_trained_positions()  # KTO and DPO score the replies through the same fused LM head
     info = read_adapter(candidate)
     tokenizer = load_tokenizer(info.base_model)
     base = load_model(info.base_model, info.quantization)
