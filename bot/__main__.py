@@ -100,7 +100,7 @@ def chosen_adapter(args, settings) -> Path | None:
 
 
 def ask(args, settings, adapter: Path | None) -> int:
-    from core.conversation import LocalConversation
+    from core.conversation import LocalConversation, transcript_turn
     from core.paths import project_path
     from core.served_model import load_served
 
@@ -109,7 +109,7 @@ def ask(args, settings, adapter: Path | None) -> int:
     conversation = LocalConversation(project_path(settings.card), served, settings.decoding)
     loaded = time.perf_counter()
     reply, answer = conversation.say(args.ask)
-    print(f"You: {args.ask}\n{conversation.name}: {reply}")
+    print(transcript_turn("You", args.ask), transcript_turn(conversation.name, reply), sep="\n")
     print(f"[{adapter or settings.model}, {served.quantization}: loaded in {loaded - started:.1f}s, "
           f"{answer.new_tokens} tokens in {time.perf_counter() - loaded:.1f}s]")
     return 0

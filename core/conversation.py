@@ -44,9 +44,10 @@ class LocalConversation:
         return reply, answer
 
 
-def speaker_line(name: str, text: str) -> str:
-    """`name: text` for a transcript, continuation lines indented under the text, so a reply that
-    spans lines (or contains "You: ...") can never read as another speaker's turn."""
+def transcript_turn(name: str, text: str) -> str:
+    """`name: text` for a console transcript, continuation lines indented under the text: a reply
+    that spans lines (or contains "You: ...") stays visibly under its speaker, and every turn,
+    and only a turn, starts at the margin."""
     indent = "\n" + " " * (len(name) + 2)
     return f"{name}: " + indent.join(text.splitlines() or [""])
 
@@ -79,5 +80,5 @@ async def repl(lines: Iterable[str], say: Callable[[str], Awaitable[str]], reset
             print("(conversation forgotten)", flush=True)
             continue
         if echo_user:
-            print(speaker_line(echo_user, line), flush=True)
-        print(speaker_line(name, await say(line)), flush=True)
+            print(transcript_turn(echo_user, line), flush=True)
+        print(transcript_turn(name, await say(line)), flush=True)

@@ -56,14 +56,17 @@ class Profile:
         return dataclasses.asdict(self)
 
 
+def known_profiles() -> str:
+    return ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
+
+
 def profile_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return path
     candidate = PROFILES_DIR / f"{name_or_path}.yaml"
     if not candidate.exists():
-        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
-        raise UserError(f"unknown profile {name_or_path!r} (known: {known}; or give a path to a YAML file)")
+        raise UserError(f"unknown profile {name_or_path!r} (known: {known_profiles()}; or give a path to a YAML file)")
     return candidate
 
 
@@ -81,18 +84,24 @@ def profile_values(path: Path, extended_by: tuple[Path, ...] = ()) -> dict:
     this file) they start from that profile's values, sections such as `lora:` merged key by key,
     so a variant of a recipe cannot drift from the recipe it varies."""
     values = read_yaml(path)
-    parent = values.pop("extends", None)
-    if parent is None:
+    if "extends" not in values:
         return values
+    parent = values.pop("extends")
     if not isinstance(parent, str) or not parent.strip():
         raise UserError(f"{path}: extends: expected a profile name or a path to a YAML file, got {parent!r}")
-    relative = path.parent / parent
-    parent_path = profile_path(str(relative) if relative.suffix in (".yaml", ".yml") else parent)
+    if Path(parent).suffix.lower() in (".yaml", ".yml"):
+        parent_path = path.parent / parent  # an absolute path stays as it is
+    else:
+        parent_path = PROFILES_DIR / f"{parent}.yaml"
+        if not parent_path.is_file():
+            raise UserError(f"{path}: extends: unknown profile {parent!r} (known: {known_profiles()}; or a path to a YAML file)")
     chain = extended_by + (path.resolve(),)
     if parent_path.resolve() in chain:
         loop = " -> ".join(p.name for p in chain + (parent_path,))
         raise UserError(f"{path}: extends: {parent}: a loop ({loop})")
-    return merged(profile_values(parent_path, chain), values)
+    inherited = profile_values(parent_path, chain)
+    inherited.pop("name", None)  # a profile is named after its own file unless it says otherwise
+    return merged(inherited, values)
 
 
 def check(profile: Profile, where: str) -> None:

@@ -7,7 +7,7 @@ The loss goes through TRL's fused LM head (SFTTrainer.compute_loss calls the mod
 `fused_lm_head=True`): the vocabulary projection and the cross-entropy run in tiles of 4,096
 tokens x 32,768 vocabulary entries, recomputed in the backward pass, so the full (tokens x
 vocabulary) logits never exist. Only the trained positions (the persona's replies) are projected,
-on every device (`score_only_trained_positions`). `trainer plan` counts that term.
+on CPU and CUDA alike (`score_only_trained_positions`). `trainer plan` counts that term.
 """
 
 from __future__ import annotations
@@ -307,7 +307,8 @@ def score_only_trained_positions() -> bool:
     """Make TRL's fused LM head project only the positions that carry a label, on CPU as on CUDA.
 
     TRL compacts them only where its Triton kernel runs, because on a compiling backend (Neuron)
-    a varying count of positions would recompile every batch; elsewhere it scores every position
+    a varying count of positions would recompile every batch; elsewhere (CPU, CUDA without
+    Triton) it scores every position
     and zeroes the unlabelled ones. Nothing is compiled on CPU, and in a shared-card row two
     positions in three (the card, the user's turns) carry no label, while the projection onto
     the 49,152-token vocabulary (forward, recomputed and differentiated in the backward pass) is
@@ -327,7 +328,8 @@ def score_only_trained_positions() -> bool:
 
 
 def _compact_everywhere(device) -> bool:
-    return device.type != "neuron"
+    # Eager devices only: a compiling backend (Neuron, XLA, HPU) keeps TRL's fixed shapes.
+    return device.type in ("cpu", "cuda", "xpu", "mps")
 
 
 def make_trainer(model, tokenizer, train_rows, eval_rows, profile: Profile, output_dir: str):
@@ -340,7 +342,8 @@ def make_trainer(model, tokenizer, train_rows, eval_rows, profile: Profile, outp
         pass
 
     on_gpu = torch.cuda.is_available()
-    score_only_trained_positions()
+    if not score_only_trained_positions():
+        log.warning("this TRL has no switch for the fused LM head's compaction: every position is projected")
     keep_4bit_layers_differentiable(model)
     shared = uses_shared_card(model, profile)
     dataset = card_packed_rows if shared else tokenize_rows

@@ -3,14 +3,14 @@ at the margin with its speaker, whatever the reply contains."""
 
 import asyncio
 
-from core.conversation import repl, speaker_line
+from core.conversation import repl, transcript_turn
 
 
 def test_a_reply_that_spans_lines_stays_under_its_speaker():
-    assert speaker_line("Inosuke", "Fight me!") == "Inosuke: Fight me!"
-    assert speaker_line("Inosuke", "Fight me!\nYou: no\n\nnow") == (
+    assert transcript_turn("Inosuke", "Fight me!") == "Inosuke: Fight me!"
+    assert transcript_turn("Inosuke", "Fight me!\nYou: no\n\nnow") == (
         "Inosuke: Fight me!\n         You: no\n         \n         now")
-    assert speaker_line("Inosuke", "") == "Inosuke: "
+    assert transcript_turn("Inosuke", "") == "Inosuke: "
 
 
 def test_the_console_loop_prints_one_marginal_line_per_turn(capsys):

@@ -38,9 +38,15 @@ def test_a_profile_extends_another_and_states_only_what_differs(tmp_path):
     assert (shorter.model, shorter.max_seq_len, shorter.optimizer) == (demo.model, demo.max_seq_len, demo.optimizer)
     (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    (tmp_path / "named.yaml").write_text("extends: smollm2-cpu\nname: parent-name\n")
+    (tmp_path / "child.yaml").write_text("extends: named.yaml\n")
+    assert load_profile(str(tmp_path / "child.yaml")).name == "child"  # a name is not inherited
+    (tmp_path / "folder.yaml").mkdir()
     for text, message in [(None, "b.yaml: extends: a.yaml: a loop (a.yaml -> b.yaml -> a.yaml)"),
                           ("extends: [smollm2-cpu]\n", "extends: expected a profile name or a path to a YAML file"),
-                          ("extends: nosuch\n", "unknown profile 'nosuch'")]:
+                          ("extends:\n", "extends: expected a profile name or a path to a YAML file, got None"),
+                          ("extends: nosuch\n", "extends: unknown profile 'nosuch'"),
+                          ("extends: folder.yaml\n", "folder.yaml: is a folder, not a YAML file")]:
         if text is not None:
             (tmp_path / "a.yaml").write_text(text)
         with pytest.raises(UserError) as error:

@@ -28,7 +28,7 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.conversation import LocalConversation, repl, speaker_line, terminal_lines
+    from core.conversation import LocalConversation, repl, transcript_turn, terminal_lines
     from core.registry import find_adapter
     from core.served_model import load_served
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         for line in args.say:
             reply, answer = conversation.say(line)
             stop = "end of turn" if answer.ended else f"token limit {decoding.max_new_tokens}"
-            print(speaker_line("You", line), speaker_line(name, reply),
+            print(transcript_turn("You", line), transcript_turn(name, reply),
                   f"  [{answer.new_tokens} tokens, stopped at {stop}]", sep="\n")
         return 0
     print(f"Talking to {name} ({conversation.served.version}, {conversation.served.base}). /reset, /quit.")
