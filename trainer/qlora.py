@@ -308,19 +308,22 @@ def score_only_trained_positions() -> bool:
 
     TRL compacts them only where its Triton kernel runs, because on a compiling backend (Neuron)
     a varying count of positions would recompile every batch; elsewhere (CPU, CUDA without
-    Triton) it scores every position
-    and zeroes the unlabelled ones. Nothing is compiled on CPU, and in a shared-card row two
+    Triton) it scores every position and zeroes the unlabelled ones. Nothing is compiled on CPU, and in a shared-card row two
     positions in three (the card, the user's turns) carry no label, while the projection onto
     the 49,152-token vocabulary (forward, recomputed and differentiated in the backward pass) is
     over a quarter of a SmolLM2 step: compacting made the training bench's shared-card run 1.23x
     faster. The kept positions' values are the same; the others were zeroed anyway.
-    Returns False, changing nothing, where TRL no longer has the switch this relies on.
+    Returns False, changing nothing but a warning, where TRL no longer has the switch this relies on.
     """
     import trl.trainer.utils as trl_utils
     from trl.kernels import chunked_logprob
 
-    if getattr(trl_utils, "_use_triton", None) is not chunked_logprob._use_triton:
-        return getattr(trl_utils, "_use_triton", None) is _compact_everywhere
+    switch = getattr(trl_utils, "_use_triton", None)
+    if switch is _compact_everywhere:
+        return True
+    if switch is not chunked_logprob._use_triton:
+        log.warning("this TRL has no switch for the fused LM head's compaction: every position is projected")
+        return False
     # Only the name in trl.trainer.utils (the fused forward's choice) changes: the kernel's own
     # choice between Triton and torch tiles stays chunked_logprob._use_triton.
     trl_utils._use_triton = _compact_everywhere
@@ -342,8 +345,7 @@ def make_trainer(model, tokenizer, train_rows, eval_rows, profile: Profile, outp
         pass
 
     on_gpu = torch.cuda.is_available()
-    if not score_only_trained_positions():
-        log.warning("this TRL has no switch for the fused LM head's compaction: every position is projected")
+    score_only_trained_positions()
     keep_4bit_layers_differentiable(model)
     shared = uses_shared_card(model, profile)
     dataset = card_packed_rows if shared else tokenize_rows
