@@ -30,7 +30,7 @@ NAIVE_LENGTH = 512  # the naive baseline pads every sample to this (as it always
 KINDS = ("naive", "packed", "card")
 
 
-def run_one(kind: str, samples: int) -> dict:
+def run_one(kind: str, samples: int, row_tokens: int | None = None) -> dict:
     from core.cli import quiet_libraries, quiet_warnings
 
     quiet_libraries()
@@ -46,14 +46,15 @@ def run_one(kind: str, samples: int) -> dict:
     from trainer.profile import load_profile
     from trainer.qlora import CountsTokens, keep_4bit_layers_differentiable, lora_config, make_trainer
 
-    profile = load_profile("smollm2-cpu", ["eval_max_samples=2"])
+    rows_setting = [f"max_seq_len={row_tokens}"] if row_tokens else []  # the packed recipes' row length
+    profile = load_profile("smollm2-cpu", ["eval_max_samples=2", *rows_setting])
     tokenizer = load_tokenizer(profile.model)
     rows = read_jsonl(ROOT / "state" / "dataset" / "train.jsonl")[:samples]
     useful = sum(sum(l != IGNORE for l in encode(tokenizer, r, "chat")["labels"]) for r in rows)
     model = load_model(profile.model, profile.quantization)
     if kind in ("card", "packed"):
         if kind == "packed":
-            profile = load_profile("smollm2-cpu", ["eval_max_samples=2", "shared_card=false"])
+            profile = load_profile("smollm2-cpu", ["eval_max_samples=2", "shared_card=false", *rows_setting])
         trainer = make_trainer(model, tokenizer, rows, rows[:2], profile, f"/tmp/bench-{kind}")
         steps = len(trainer.get_train_dataloader())  # one pass over the packed rows
     else:
@@ -93,10 +94,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--row-tokens", type=int, help="packed row length of the two packed recipes (default: the profile's max_seq_len)")
     parser.add_argument("--one", choices=KINDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.samples)))
+        print(json.dumps(run_one(args.one, args.samples, args.row_tokens)))
         return
     if not (ROOT / "state" / "dataset" / "train.jsonl").is_file():
         subprocess.run([sys.executable, "-m", "trainer", "data", "build"], cwd=ROOT, check=True, capture_output=True)
@@ -104,7 +106,8 @@ def main() -> None:
     for _ in range(args.rounds):
         results = {}
         for kind in KINDS:
-            done = subprocess.run([sys.executable, __file__, "--one", kind, "--samples", str(args.samples)],
+            rows = ["--row-tokens", str(args.row_tokens)] if args.row_tokens else []
+            done = subprocess.run([sys.executable, __file__, "--one", kind, "--samples", str(args.samples), *rows],
                                   capture_output=True, text=True, cwd=ROOT)
             if done.returncode:
                 sys.exit(done.stderr)

@@ -17,6 +17,14 @@ already 4D, simply return as-is"): boolean (True = attend) for SDPA, additive (0
 for eager attention. FlashAttention's varlen kernels take no arbitrary mask, so a model loaded
 with one trains with TRL's packing instead (`supports`).
 
+Under that mask most query-key pairs are masked out, yet a dense attention computes them all: a
+512-token row with the card and four samples needs about 40% of the pairs, and the share falls
+as rows grow. So an SDPA model trains with `card_sdpa` (`use_card_attention`): the collator also
+hands the model the row's layout (`card_layout`: which keys each span of queries sees), and the
+attention runs span by span, each sample's queries against the card's keys and its own. The
+result is the masked attention's, computed over the pairs that count only; without a layout
+(generation, a plain forward) `card_sdpa` is transformers' own SDPA, unchanged.
+
 Samples whose card is not a token prefix (the seed's Alpaca format has no system message) form a
 group with an empty card: that is ordinary padding-free packing with a block-diagonal mask.
 """
@@ -29,8 +37,9 @@ from dataclasses import dataclass
 from core.prompt import PromptFormat, render_chat
 from trainer.encode import IGNORE
 
+CARD_ATTENTION = "card_sdpa"  # SDPA over the spans of a card-packed row (card_attention); SDPA otherwise
 # Attention implementations that take a 4D mask as it is: exact shared-card packing.
-MASKED_ATTENTION = ("sdpa", "eager")
+MASKED_ATTENTION = ("sdpa", "eager", CARD_ATTENTION)
 CARD = 0  # segment id of the card's tokens in a row; samples are 1, 2, ...
 
 
@@ -143,6 +152,76 @@ def attention_mask(segments, rows, dtype=None):
     return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
+def layout(segments, rows):
+    """The spans of a flat sequence, in order, as (first visible key, end of the visible prefix,
+    start, end) rows: the queries in [start, end) see the keys in [first visible key, end of the
+    prefix) (their row's card; empty for the card itself and for samples without a card) and,
+    causally, their own span."""
+    import torch
+
+    length = segments.shape[0]
+    if length == 0:
+        return torch.zeros((0, 4), dtype=torch.long)
+    boundary = torch.ones(length, dtype=torch.bool)
+    boundary[1:] = (segments[1:] != segments[:-1]) | (rows[1:] != rows[:-1])
+    starts = boundary.nonzero().flatten().tolist()
+    ends = starts[1:] + [length]
+    spans, card = [], (0, 0)
+    for start, end in zip(starts, ends):
+        if rows[start].item() != (rows[start - 1].item() if start else None):
+            card = (start, start)  # a new row: no card seen yet
+        if segments[start].item() == CARD:
+            spans.append((start, start, start, end))
+            card = (start, end)
+        else:
+            spans.append((*card, start, end))
+    return torch.tensor(spans, dtype=torch.long)
+
+
+def card_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
+                   card_layout=None, **kwargs):
+    """Attention over a card-packed row, span by span (see the module's docstring): each span's
+    queries against its visible prefix (all of it) and its own keys (causally). The same
+    softmax over the same keys as the 4D mask gives; only the masked-out pairs are skipped.
+    Without `card_layout`, transformers' SDPA with the mask, as for any model."""
+    import torch
+    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+    if card_layout is None or query.shape[0] != 1 or query.shape[2] != key.shape[2]:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    groups = getattr(module, "num_key_value_groups", 1)
+    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    outputs = []
+    for prefix_start, prefix_end, start, end in card_layout.tolist():
+        visible, own = prefix_end - prefix_start, end - start
+        q = query[:, :, start:end]
+        if visible == 0:
+            out = torch.nn.functional.scaled_dot_product_attention(
+                q, key[:, :, start:end], value[:, :, start:end], dropout_p=dropout, scale=scaling, is_causal=True)
+        else:
+            k = torch.cat([key[:, :, prefix_start:prefix_end], key[:, :, start:end]], dim=2)
+            v = torch.cat([value[:, :, prefix_start:prefix_end], value[:, :, start:end]], dim=2)
+            mask = torch.ones(own, visible + own, dtype=torch.bool, device=query.device)
+            mask[:, visible:] = torch.ones(own, own, dtype=torch.bool, device=query.device).tril()
+            out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scaling)
+        outputs.append(out)
+    return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None
+
+
+def use_card_attention(model) -> bool:
+    """Switch an SDPA model to `card_sdpa` (registered once with transformers' attention and mask
+    interfaces); other attentions are left as they are. Whether the model now uses it."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
+
+    if CARD_ATTENTION not in ALL_MASK_ATTENTION_FUNCTIONS:
+        AttentionInterface.register(CARD_ATTENTION, card_attention)
+        AttentionMaskInterface.register(CARD_ATTENTION, sdpa_mask)
+    if model.config._attn_implementation == "sdpa":
+        model.set_attn_implementation(CARD_ATTENTION)
+    return model.config._attn_implementation == CARD_ATTENTION
+
+
 @dataclass
 class CardPackedCollator:
     """Collates packed rows padding-free: the micro-batch's rows are laid end to end in one
@@ -157,11 +236,13 @@ class CardPackedCollator:
             return torch.tensor([value for row in rows for value in row[key]])
 
         row_of = torch.tensor([n for n, row in enumerate(rows) for _ in row["input_ids"]])
+        segments = flat("segment_ids")
         return {
             "input_ids": flat("input_ids")[None],
             "labels": flat("labels")[None],
             "position_ids": flat("position_ids")[None],
-            "attention_mask": attention_mask(flat("segment_ids"), row_of, self.additive_dtype),
+            "attention_mask": attention_mask(segments, row_of, self.additive_dtype),
+            "card_layout": layout(segments, row_of),  # read by card_sdpa only; other attentions ignore it
         }
 
 

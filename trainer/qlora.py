@@ -25,6 +25,7 @@ from core.errors import UserError
 from trainer.card_packing import collator_for as card_collator_for
 from trainer.card_packing import pack_samples
 from trainer.card_packing import supports as supports_card_mask
+from trainer.card_packing import use_card_attention
 from trainer.encode import IGNORE, encode
 from trainer.profile import Profile
 
@@ -348,6 +349,8 @@ def make_trainer(model, tokenizer, train_rows, eval_rows, profile: Profile, outp
     score_only_trained_positions()
     keep_4bit_layers_differentiable(model)
     shared = uses_shared_card(model, profile)
+    if shared:
+        use_card_attention(model)  # SDPA over each sample's own spans, not the whole masked row
     dataset = card_packed_rows if shared else tokenize_rows
     # TRL initialises the LoRA weights before the Trainer seeds anything: seed first, so the same
     # profile and data always give the same run.

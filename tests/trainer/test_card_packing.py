@@ -53,6 +53,7 @@ def case(request, persona_samples, tokenizer, tmp_path_factory, model_cache):
         model.activation_checkpointing_enable()
     model.train()
     assert model.is_activation_checkpointing == checkpointing
+    assert model.config._attn_implementation == "card_sdpa"  # the training path: attention span by span
     perturb_adapter(model)
     return trainer, samples
 
@@ -151,6 +152,7 @@ def test_no_sample_attends_to_another(case, tokenizer, persona_samples):
         def causal(r):
             batch = trainer.data_collator([r.columns()])
             batch["attention_mask"] = torch.ones_like(batch["attention_mask"]).tril()
+            batch.pop("card_layout")  # card_sdpa would otherwise still attend span by span
             batch.pop("labels")
             return trainer.model(**batch).logits[0], r.columns()
 

@@ -1,10 +1,11 @@
 """Shared-card packing without a model: what a packed row holds and what its mask lets each token
 see (the equivalence with samples run alone is in test_card_packing.py, on the real model)."""
 
+import pytest
 import torch
 
 from core.prompt import render_chat
-from trainer.card_packing import CARD, CardPackedCollator, Piece, attention_mask, pack, pack_samples, split_card
+from trainer.card_packing import CARD, CardPackedCollator, Piece, attention_mask, card_attention, layout, pack, pack_samples, split_card
 from trainer.encode import IGNORE, encode
 
 
@@ -88,3 +89,46 @@ def test_rows_of_a_micro_batch_see_only_their_own_card():
     assert batch["input_ids"].tolist() == [[1, 2, 3, 1, 2, 4]] and batch["position_ids"].tolist() == [[0, 1, 2, 0, 1, 2]]
     mask = batch["attention_mask"][0, 0]
     assert mask.shape == (6, 6) and mask[5, 3:].tolist() == [True, True, True] and not mask[5, :3].any()
+
+
+def test_layout_lists_each_span_with_the_card_it_sees():
+    # Row 0: card of 2, samples of 2 and 1; row 1: no card (the Alpaca format), samples of 1 and 2.
+    segments = torch.tensor([CARD, CARD, 1, 1, 2, 1, 2, 2])
+    rows = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1])
+    assert layout(segments, rows).tolist() == [[0, 0, 0, 2], [0, 2, 2, 4], [0, 2, 4, 5], [5, 5, 5, 6], [5, 5, 6, 8]]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_card_attention_equals_the_masked_attention_and_its_gradient(seed):
+    """card_sdpa, span by span, against transformers' SDPA under the collator's 4D mask: same
+    outputs and same gradients for queries, keys and values (float32 sums in another order), with
+    grouped key/value heads, several rows, and rows without a card."""
+    from types import SimpleNamespace
+
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    generator = torch.Generator().manual_seed(seed)
+    rows_columns = []
+    for _ in range(2):
+        card = int(torch.randint(0, 6, (1,), generator=generator))
+        segments = [CARD] * card
+        for number in range(1, int(torch.randint(1, 4, (1,), generator=generator)) + 1):
+            segments += [number] * int(torch.randint(1, 7, (1,), generator=generator))
+        rows_columns.append(segments)
+    segments = torch.tensor([s for row in rows_columns for s in row])
+    rows = torch.tensor([n for n, row in enumerate(rows_columns) for _ in row])
+    length, heads, kv_heads, dim = segments.shape[0], 6, 2, 8
+    module = SimpleNamespace(num_key_value_groups=heads // kv_heads, is_causal=True)
+    tensors = [torch.randn(1, h, length, dim, generator=generator, requires_grad=True) for h in (heads, kv_heads, kv_heads)]
+
+    def run(attention, **kwargs):
+        out, _ = attention(module, *tensors, attention_mask(segments, rows), scaling=dim ** -0.5, **kwargs)
+        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(99))
+        grads = torch.autograd.grad((out * weights).sum(), tensors)
+        return out, grads
+
+    masked, masked_grads = run(sdpa_attention_forward)
+    spans, span_grads = run(card_attention, card_layout=layout(segments, rows))
+    torch.testing.assert_close(spans, masked, atol=1e-5, rtol=1e-5)
+    for a, b in zip(span_grads, masked_grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
