@@ -9,7 +9,8 @@ The terms follow what the QLoRA recipe in trainer/qlora.py holds at its peak:
 - LoRA weights, their gradients and the optimizer state (8-bit AdamW: 2 bytes a parameter);
 - activations for one micro-batch of T = batch_size x max_seq_len tokens (padding-free packing):
   with gradient checkpointing, each layer's input plus one layer recomputed; without, every layer;
-  eager/math attention (CPU) also stores heads x T^2 attention probabilities per layer;
+  eager/math attention (CPU) also stores heads x T^2 attention probabilities per layer (an upper
+  bound with shared-card packing, which attends span by span: reached by a sample as long as a row);
 - the loss: TRL's fused LM head (trainer/qlora.py) projects onto the vocabulary in tiles of
   4,096 tokens x 32,768 vocabulary entries and folds each tile into running log-sum-exp
   statistics, recomputing the tiles in the backward pass, so the (T x vocabulary) logits never
@@ -18,7 +19,8 @@ The terms follow what the QLoRA recipe in trainer/qlora.py holds at its peak:
   bound, since a row may be all reply. The full
   logits it replaces (compute-dtype logits, an fp32 copy and its gradient: 1.45 GiB for Qwen's
   151,936-token vocabulary at T = 1,024) are shown beside it;
-- with shared-card packing, the T x T attention mask (trainer/card_packing.py);
+- with shared-card packing, the T x T attention mask the collator builds (trainer/card_packing.py;
+  SDPA models attend span by span and never expand it, an eager model adds a 4-byte copy);
 - a fixed allowance for the framework (CUDA workspaces; Python and torch on CPU).
 """
 
@@ -128,8 +130,8 @@ def estimate(profile: Profile, arch: Architecture, on_gpu: bool) -> Estimate:
         ("activations", activations, how),
     ]
     if profile.packing and profile.shared_card:
-        terms.append(("attention mask (shared-card packing)", tokens**2 * (1 + compute),
-                      f"{tokens:,}^2 booleans + the {compute}-byte additive copy SDPA makes of them"))
+        terms.append(("attention mask (shared-card packing)", tokens**2,
+                      f"{tokens:,}^2 booleans (SDPA attends span by span, never expanding them)"))
     if not on_gpu:
         terms.append(("attention probabilities (CPU math attention)", arch.layers * arch.heads * tokens**2 * 4,
                       f"{arch.layers} layers x {arch.heads} heads x {tokens:,}^2 x 4 bytes"))

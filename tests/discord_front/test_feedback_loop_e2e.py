@@ -149,7 +149,8 @@ def retrain_settings_on_a_slice(tmp_path):
     from trainer.retrain import RetrainSettings
 
     curated = few_curated_samples(tmp_path / "curated", per_source=40)
-    fast = [f"data={curated}", "max_steps=12", "eval_every=12", "eval_max_samples=4", "batch_size=1", "learning_rate=3e-4"]
+    fast = [f"data={curated}", "max_steps=12", "eval_every=12", "eval_max_samples=4", "batch_size=1", "learning_rate=3e-4",
+            "max_seq_len=512"]  # rows of 512, as these steps were tuned on
     settings = RetrainSettings(profile_overrides=fast, eval_limit=2, training_guilds=[GUILD_ID])
     return curated, settings, EvalSettings(max_new_tokens=24, also_report=False, gate=PERMISSIVE_GATE)
 

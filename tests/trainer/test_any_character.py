@@ -24,7 +24,7 @@ pytestmark = pytest.mark.training
 def marisol(tmp_path_factory, model_cache):
     tmp = tmp_path_factory.mktemp("marisol")
     return train("smollm2-cpu", overrides=[f"data={CHARACTER / 'data'}", f"card={CHARACTER / 'card.json'}", "max_steps=8",
-                                           "eval_every=8", "learning_rate=3e-4"], runs=tmp / "runs", registry=tmp / "adapters")
+                                           "eval_every=8", "learning_rate=3e-4", "max_seq_len=512"], runs=tmp / "runs", registry=tmp / "adapters")
 
 
 def test_her_adapter_is_evaluated_on_her_own_eval_split(marisol, tmp_path):

@@ -27,7 +27,7 @@ def test_two_processes_train_one_adapter_published_once(tmp_path, model_cache):
     launch = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "--main_process_port", str(free_port())]
-    done = subprocess.run([*launch, "-m", "trainer", "train", "--profile", "smollm2-cpu", "--set", f"max_steps={STEPS}",
+    done = subprocess.run([*launch, "-m", "trainer", "train", "--profile", "smollm2-cpu", "--set", f"max_steps={STEPS}", "--set", "max_seq_len=512",
                            "--set", f"eval_every={STEPS}", "--set", "eval_max_samples=4"],
                           cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=580)
     output = done.stdout + done.stderr

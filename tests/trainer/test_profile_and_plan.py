@@ -22,7 +22,7 @@ def test_every_profile_loads_and_every_key_is_commented():
     # The quality profile is the demo's recipe trained for at least one full epoch, not a step count.
     demo, quality = load_profile("smollm2-cpu"), load_profile("smollm2-cpu-quality")
     assert quality.max_steps == -1 and quality.epochs >= 1 and demo.max_steps > 0
-    differ = {"name": "", "max_steps": 0, "epochs": 0, "eval_every": 0, "learning_rate": 0}
+    differ = {"name": "", "max_steps": 0, "epochs": 0, "eval_every": 0, "learning_rate": 0, "max_seq_len": 0}
     assert quality.to_dict() | differ == demo.to_dict() | differ
 
 

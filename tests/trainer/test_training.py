@@ -24,7 +24,7 @@ from trainer.train import train as train_adapter
 # A deliberately high, constant learning rate: the eval loss falls, then climbs, so the best checkpoint is
 # not the last one and keeping the right one matters.
 SHORT = ["max_steps=6", "eval_every=2", "eval_max_samples=4", "batch_size=1", "learning_rate=2e-2", "warmup_ratio=0",
-         "lr_scheduler=constant"]
+         "lr_scheduler=constant", "max_seq_len=512"]  # rows of 512: half the cost of the profile's 1024 a step
 QUESTIONS = ["Who are you?", "What's your favorite food?", "Do you like trains?", "What do you think of Zenitsu?"]
 
 
