@@ -18,8 +18,8 @@ for eager attention. FlashAttention's varlen kernels take no arbitrary mask, so 
 with one trains with TRL's packing instead (`supports`).
 
 Under that mask most query-key pairs are masked out, yet a dense attention computes them all: a
-512-token row with the card and four samples needs about 40% of the pairs, and the share falls
-as rows grow. So an SDPA model trains with `card_sdpa` (`use_card_attention`): the collator also
+512-token row of the curated data (the card and 5.6 samples on average) needs about a third of
+the pairs, a 1,024-token row (14 samples) about a sixth. So an SDPA model trains with `card_sdpa` (`use_card_attention`): the collator also
 hands the model the row's layout (`card_layout`: which keys each span of queries sees), and the
 attention runs span by span, each sample's queries against the card's keys and its own. The
 result is the masked attention's, computed over the pairs that count only; without a layout
@@ -152,16 +152,17 @@ def attention_mask(segments, rows, dtype=None):
     return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-def layout(segments, rows):
+def layout(segments, rows) -> tuple[tuple[int, int, int, int], ...]:
     """The spans of a flat sequence, in order, as (first visible key, end of the visible prefix,
-    start, end) rows: the queries in [start, end) see the keys in [first visible key, end of the
+    start, end): the queries in [start, end) see the keys in [first visible key, end of the
     prefix) (their row's card; empty for the card itself and for samples without a card) and,
-    causally, their own span."""
+    causally, their own span. Plain ints, not a tensor: the attention reads them in every layer,
+    and a tensor moved to a GPU would cost a device sync each time."""
     import torch
 
     length = segments.shape[0]
     if length == 0:
-        return torch.zeros((0, 4), dtype=torch.long)
+        return ()
     boundary = torch.ones(length, dtype=torch.bool)
     boundary[1:] = (segments[1:] != segments[:-1]) | (rows[1:] != rows[:-1])
     starts = boundary.nonzero().flatten().tolist()
@@ -175,7 +176,17 @@ def layout(segments, rows):
             card = (start, end)
         else:
             spans.append((*card, start, end))
-    return torch.tensor(spans, dtype=torch.long)
+    return tuple(spans)
+
+
+def covers(card_layout, length: int) -> bool:
+    """Whether the spans tile [0, length) in order, each seeing only keys before it."""
+    position = 0
+    for prefix_start, prefix_end, start, end in card_layout:
+        if start != position or end <= start or not 0 <= prefix_start <= prefix_end <= start:
+            return False
+        position = end
+    return position == length
 
 
 def card_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
@@ -187,12 +198,17 @@ def card_attention(module, query, key, value, attention_mask, dropout: float = 0
     import torch
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
-    if card_layout is None or query.shape[0] != 1 or query.shape[2] != key.shape[2]:
+    # Anything the span path does not do goes to SDPA as it is: no layout (generation, a plain
+    # forward), a batch of several sequences, a cache (queries fewer than keys), a layout that does
+    # not tile the sequence, or options SDPA honours or refuses itself.
+    unsupported = any(kwargs.get(option) is not None for option in ("softcap", "sliding_window", "s_aux", "position_bias"))
+    if (card_layout is None or unsupported or query.shape[0] != 1 or query.shape[2] != key.shape[2]
+            or not covers(card_layout, query.shape[2])):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     groups = getattr(module, "num_key_value_groups", 1)
     key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     outputs = []
-    for prefix_start, prefix_end, start, end in card_layout.tolist():
+    for prefix_start, prefix_end, start, end in card_layout:
         visible, own = prefix_end - prefix_start, end - start
         q = query[:, :, start:end]
         if visible == 0:

@@ -19,8 +19,8 @@ The terms follow what the QLoRA recipe in trainer/qlora.py holds at its peak:
   bound, since a row may be all reply. The full
   logits it replaces (compute-dtype logits, an fp32 copy and its gradient: 1.45 GiB for Qwen's
   151,936-token vocabulary at T = 1,024) are shown beside it;
-- with shared-card packing, the T x T attention mask the collator builds (trainer/card_packing.py;
-  SDPA models attend span by span and never expand it, an eager model adds a 4-byte copy);
+- with shared-card packing, the T x T boolean attention mask the collator builds
+  (trainer/card_packing.py; SDPA models attend span by span and never expand it);
 - a fixed allowance for the framework (CUDA workspaces; Python and torch on CPU).
 """
 

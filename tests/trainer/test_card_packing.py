@@ -129,6 +129,30 @@ def test_each_packed_sample_has_its_lone_logits_loss_and_gradient(case, tokenize
     model.zero_grad()
 
 
+def test_training_and_its_evals_attend_span_by_span(case, tokenizer, monkeypatch):
+    """The trainer's loss, its backward (checkpointing recomputes included) and its eval loop all
+    reach card_sdpa's span path with the row's layout: transformers' dense SDPA, card_sdpa's
+    fallback, never runs. Were the layout lost on the way, every number would stay the same
+    (the fallback is exact too), only slower: this is the test that notices."""
+    import transformers.integrations.sdpa_attention as sdpa
+
+    trainer, samples = case
+    real, dense = sdpa.sdpa_attention_forward, []
+
+    def spy(module, query, *args, **kwargs):
+        dense.append(tuple(query.shape))
+        return real(module, query, *args, **kwargs)
+
+    monkeypatch.setattr(sdpa, "sdpa_attention_forward", spy)
+    rows = pack_samples(tokenizer, samples, [encode(tokenizer, s, "chat") for s in samples], "chat", 512)
+    trainer.model.zero_grad()
+    trainer.compute_loss(trainer.model, trainer.data_collator([rows[0].columns()])).backward()
+    trainer.model.zero_grad()
+    assert trainer.evaluate()["eval_loss"] > 0
+    assert dense == []
+    trainer.model.train()
+
+
 def test_no_sample_attends_to_another(case, tokenizer, persona_samples):
     trainer, samples = case
     if trainer.model.is_activation_checkpointing:

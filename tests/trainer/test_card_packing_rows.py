@@ -95,18 +95,14 @@ def test_layout_lists_each_span_with_the_card_it_sees():
     # Row 0: card of 2, samples of 2 and 1; row 1: no card (the Alpaca format), samples of 1 and 2.
     segments = torch.tensor([CARD, CARD, 1, 1, 2, 1, 2, 2])
     rows = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1])
-    assert layout(segments, rows).tolist() == [[0, 0, 0, 2], [0, 2, 2, 4], [0, 2, 4, 5], [5, 5, 5, 6], [5, 5, 6, 8]]
+    assert layout(segments, rows) == ((0, 0, 0, 2), (0, 2, 2, 4), (0, 2, 4, 5), (5, 5, 5, 6), (5, 5, 6, 8))
+    # Three rows: no card, then a card of 1 with single-token samples, then a card again.
+    segments = torch.tensor([1, 1, CARD, 1, 2, CARD, CARD, 1])
+    rows = torch.tensor([0, 0, 1, 1, 1, 2, 2, 2])
+    assert layout(segments, rows) == ((0, 0, 0, 2), (2, 2, 2, 3), (2, 3, 3, 4), (2, 3, 4, 5), (5, 5, 5, 7), (5, 7, 7, 8))
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_card_attention_equals_the_masked_attention_and_its_gradient(seed):
-    """card_sdpa, span by span, against transformers' SDPA under the collator's 4D mask: same
-    outputs and same gradients for queries, keys and values (float32 sums in another order), with
-    grouped key/value heads, several rows, and rows without a card."""
-    from types import SimpleNamespace
-
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
+def random_rows(seed: int) -> list[list[int]]:
     generator = torch.Generator().manual_seed(seed)
     rows_columns = []
     for _ in range(2):
@@ -115,6 +111,28 @@ def test_card_attention_equals_the_masked_attention_and_its_gradient(seed):
         for number in range(1, int(torch.randint(1, 4, (1,), generator=generator)) + 1):
             segments += [number] * int(torch.randint(1, 7, (1,), generator=generator))
         rows_columns.append(segments)
+    return rows_columns
+
+
+ROW_CASES = {
+    **{f"random-{seed}": random_rows(seed) for seed in range(4)},
+    # Written out: a row without a card before one with a card, three rows, single-token spans.
+    "no-card-then-card": [[1, 1, 2, 2, 2], [CARD, CARD, CARD, 1, 1, 2]],
+    "three-rows": [[CARD, 1, 2, 3], [1, 1, 1], [CARD, CARD, 1, 1, 2]],
+}
+
+
+@pytest.mark.parametrize("case", ROW_CASES)
+def test_card_attention_equals_the_masked_attention_and_its_gradient(case):
+    """card_sdpa, span by span, against transformers' SDPA under the collator's 4D mask: same
+    outputs and same gradients for queries, keys and values (float32 sums in another order), with
+    grouped key/value heads, several rows, and rows without a card."""
+    from types import SimpleNamespace
+
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    generator = torch.Generator().manual_seed(len(case))
+    rows_columns = ROW_CASES[case]
     segments = torch.tensor([s for row in rows_columns for s in row])
     rows = torch.tensor([n for n, row in enumerate(rows_columns) for _ in row])
     length, heads, kv_heads, dim = segments.shape[0], 6, 2, 8
@@ -132,3 +150,21 @@ def test_card_attention_equals_the_masked_attention_and_its_gradient(seed):
     torch.testing.assert_close(spans, masked, atol=1e-5, rtol=1e-5)
     for a, b in zip(span_grads, masked_grads):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_card_attention_without_a_usable_layout_is_plain_sdpa():
+    """No layout (generation), or one that does not tile the sequence: transformers' SDPA, as is."""
+    from types import SimpleNamespace
+
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    generator = torch.Generator().manual_seed(0)
+    module = SimpleNamespace(num_key_value_groups=2, is_causal=True)
+    query, key, value = (torch.randn(1, h, 5, 4, generator=generator) for h in (4, 2, 2))
+    plain, _ = sdpa_attention_forward(module, query, key, value, None)
+    for card_layout in (None, ((0, 0, 0, 3),), ((0, 0, 0, 3), (0, 0, 4, 5))):  # none, too short, a gap
+        out, _ = card_attention(module, query, key, value, None, card_layout=card_layout)
+        torch.testing.assert_close(out, plain)
+    # The layout of two samples with no card: each sees only itself, unlike the causal fallback.
+    spans, _ = card_attention(module, query, key, value, None, card_layout=((0, 0, 0, 2), (0, 0, 2, 5)))
+    assert not torch.allclose(spans[:, 2:], plain[:, 2:])
