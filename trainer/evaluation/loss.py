@@ -35,7 +35,8 @@ def heldout_loss(model, tokenizer, samples: list[dict], prompt_format: PromptFor
         for row in rows:
             columns = row.columns()
             if shared:
-                batch = {key: value.to(model.device) for key, value in collate([columns]).items()}
+                batch = {key: value.to(model.device) if hasattr(value, "to") else value  # the layout is plain ints
+                         for key, value in collate([columns]).items()}
             else:
                 batch = {"input_ids": torch.tensor([columns["input_ids"]], device=model.device),
                          "labels": torch.tensor([columns["labels"]], device=model.device)}
