@@ -19,9 +19,10 @@ with one trains with TRL's packing instead (`supports`).
 
 Under that mask most query-key pairs are masked out, yet a dense attention computes them all: a
 512-token row of the curated data (the card and 5.6 samples on average) needs about a third of
-the pairs, a 1,024-token row (14 samples) about a sixth. So an SDPA model trains with `card_sdpa` (`use_card_attention`): the collator also
-hands the model the row's layout (`card_layout`: which keys each span of queries sees), and the
-attention runs span by span, each sample's queries against the card's keys and its own. The
+the pairs, a 1,024-token row (14 samples) about a sixth. So an SDPA model trains with
+`card_sdpa` (`use_card_attention`): the collator also hands the model the row's layout
+(`card_layout`: which keys each span of queries sees), and the attention runs span by span,
+each sample's queries against the card's keys and its own. The
 result is the masked attention's, computed over the pairs that count only; without a layout
 (generation, a plain forward) `card_sdpa` is transformers' own SDPA, unchanged.
 
