@@ -309,18 +309,27 @@ class BatchDecoder:
         self.rows = [self.rows[i] for i in kept]
 
     def _choose_all(self, rows: list[_Row], logits) -> tuple[list[tuple[object, Generation]], list[int]]:
-        """Each row's next token; the finished requests and the indices of the rows that go on."""
+        """Each row's next token; the finished requests and the indices of the rows that go on.
+
+        Rows with the same decoding settings are processed as one batch: transformers' processors
+        take a batch, and one sort of [rows, vocabulary] for top-p costs far less than one per row
+        (the bot's sampled decoding spent most of its non-model time there). Only the draw is per
+        row, from each row's own generator, so a reply still depends on its own seed alone."""
         import torch
 
         finished, kept = [], []
         logits = logits.float()
-        for i, row in enumerate(rows):
-            scores = row.processors(torch.tensor([row.ids], device=logits.device), logits[i:i + 1])
-            if row.generator is None:
-                token = int(torch.argmax(scores, dim=-1))
-            else:
-                probs = torch.nn.functional.softmax(scores, dim=-1)
-                token = int(torch.multinomial(probs, num_samples=1, generator=row.generator))
+        chosen = [0] * len(rows)
+        for decoding, indices in _by_decoding(rows).items():
+            scores = rows[indices[0]].processors(_padded_ids(rows, indices, logits.device), logits[indices])
+            if not decoding.sampling:
+                for i, token in zip(indices, torch.argmax(scores, dim=-1).tolist()):
+                    chosen[i] = token
+                continue
+            probs = torch.nn.functional.softmax(scores, dim=-1)
+            for k, i in enumerate(indices):
+                chosen[i] = int(torch.multinomial(probs[k:k + 1], num_samples=1, generator=rows[i].generator))
+        for i, (row, token) in enumerate(zip(rows, chosen)):
             row.ids.append(token)
             if token == self.eos or row.new_tokens >= row.request.max_new_tokens:
                 finished.append((row.request.tag, self._generation(row)))
@@ -335,6 +344,24 @@ class BatchDecoder:
         kept = new[:-1] if ended else new
         text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
         return Generation(text, len(new), ended, seed=row.seed)
+
+
+def _by_decoding(rows: list[_Row]) -> dict[Decoding, list[int]]:
+    """Row indices grouped by their decoding settings (normally one group: the bot's)."""
+    groups: dict[Decoding, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(row.request.decoding, []).append(i)
+    return groups
+
+
+def _padded_ids(rows: list[_Row], indices: list[int], device):
+    """The rows' tokens as one [rows, longest] tensor for the processors. A shorter row is padded
+    on the left with its own first token: the repetition penalty works on the set of tokens a row
+    holds, so repeating one it already holds changes nothing (the other processors ignore ids)."""
+    import torch
+
+    longest = max(len(rows[i].ids) for i in indices)
+    return torch.tensor([[rows[i].ids[0]] * (longest - len(rows[i].ids)) + rows[i].ids for i in indices], device=device)
 
 
 def shared_prefix_len(sequences: list[list[int]]) -> int:

@@ -56,3 +56,46 @@ def test_a_batch_is_padded_while_other_threads_tokenize(tokenizer):
         for thread in threads:
             thread.join()
     assert failures == []
+
+
+def test_rows_chosen_together_get_the_tokens_their_own_processors_give_alone():
+    """The decoder runs each decoding group's processors once over a padded batch; every row must
+    still get what its settings give it alone: the repetition penalty over its own tokens only
+    (rows of different lengths, so the padding is exercised), its own seed's draw."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from core.decoding import Decoding
+    from core.generate import BatchDecoder, RowRequest
+
+    class Tokens:  # the decoder reads these three; nothing here needs a real vocabulary
+        eos_token_id, pad_token_id = 0, 0
+
+        def decode(self, ids, skip_special_tokens=True):
+            return " ".join(map(str, ids))
+
+    vocab, generator = 64, torch.Generator().manual_seed(0)
+    greedy, sampled = Decoding(repetition_penalty=1.8), Decoding(temperature=0.9, top_p=0.9, min_p=0.05)
+    prompts = [[5, 6, 7], list(range(1, 40)), [9] * 3 + [11, 12], [3], [30, 31, 32, 33] * 4]
+    decodings = [sampled, greedy, greedy, sampled, greedy]
+    for trial in range(40):
+        # Each row's last token is its likeliest (2.5) but held, so the penalty (1.8) drops it below
+        # an outsider (2.0): a token another row holds, or the end-of-turn. Padding a row with a
+        # token it does not hold would penalise that outsider and flip the choice back.
+        logits = torch.randn(len(prompts), vocab, generator=generator) * 0.3
+        for i, ids in enumerate(prompts):
+            outsiders = sorted(({0} | {t for other in prompts for t in other}) - set(ids))
+            logits[i, ids[-1]], logits[i, outsiders[trial % len(outsiders)]] = 2.5, 2.0
+        decoder = BatchDecoder(SimpleNamespace(device=torch.device("cpu")), Tokens())
+        rows = [decoder._new_row(RowRequest(i, ids, 99, d, seed=100 * trial + i))
+                for i, (ids, d) in enumerate(zip(prompts, decodings))]
+        decoder._choose_all(rows, logits.clone())
+        for i, (ids, d) in enumerate(zip(prompts, decodings)):
+            scores = d.logits_processors()(torch.tensor([ids]), logits[i:i + 1].clone())
+            if d.sampling:
+                draw = torch.Generator().manual_seed(100 * trial + i)
+                expected = int(torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=draw))
+            else:
+                expected = int(scores.argmax())
+            assert rows[i].ids[-1] == expected, (trial, i)
