@@ -24,6 +24,7 @@ from pathlib import Path
 
 from bot.service.engine_client import EngineUnavailable
 from core.model_resolver import release_device_memory
+from core.passing_thread import in_passing_thread
 from core.registry import read_adapter
 from core.served_model import ServedModel, can_swap_in_place, load_served, swap_adapter
 from bot.service.runtime import Runtime
@@ -95,7 +96,8 @@ class AdapterFollower:
             elif can_swap_in_place(worker.served, info):
                 await worker.between_batches(lambda: worker.install(swap_adapter(worker.served, info)))
             else:
-                served = await asyncio.to_thread(load_served, info, base=current.base, quantization=current.quantization)
+                # on a passing thread, which ends after it: see core/passing_thread.py
+                served = await in_passing_thread(load_served, info, base=current.base, quantization=current.quantization)
                 await worker.between_batches(lambda: worker.install(served))
         except EngineUnavailable as exc:  # the engine's own account is the whole story: one line
             self._failed = target.name if target else None

@@ -53,6 +53,7 @@ async def start_runtime(settings: BotSettings, adapter: Path | None, database_ur
     """Migrate the database, load the model (with `adapter`, or the bare settings.model), start
     the worker. Model loading runs in a thread so an already running event loop stays live."""
     from core.db.database import make_engine, sessions, upgrade
+    from core.passing_thread import in_passing_thread
     from core.persona import load_card
     from core.served_model import load_served
 
@@ -74,7 +75,9 @@ async def start_runtime(settings: BotSettings, adapter: Path | None, database_ur
         worker = LlamaServerEngine(settings.llama_server, served, decoding=settings.decoding, max_queue=e.max_queue)
         await asyncio.to_thread(worker.start)  # the process for the adapter in service, healthy
     else:
-        served = await asyncio.to_thread(load_served, adapter, base=settings.model, quantization=settings.quantization)
+        # A passing thread, not asyncio's executor: a thread that lives on after running torch slows
+        # the worker's decoding (core/passing_thread.py).
+        served = await in_passing_thread(load_served, adapter, base=settings.model, quantization=settings.quantization)
         worker = ModelWorker(served, max_batch=e.max_batch, max_wait_s=e.max_wait_s, max_queue=e.max_queue,
                              decoding=settings.decoding).start()
     pipeline = ChatPipeline(history, worker, card, settings=settings.chat)
