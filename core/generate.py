@@ -72,8 +72,9 @@ class DecoderStats:
     requests: int = 0  # requests finished
     prefills: int = 0  # prefill forwards (a group of joining requests)
     prefix_builds: int = 0  # shared prefixes computed
-    prefix_hits: int = 0  # requests that started from a cached prefix
+    prefix_hits: int = 0  # requests that started from a cached prefix (the card or a conversation)
     prefix_tokens_saved: int = 0
+    history_hits: int = 0  # of those, requests that started from an earlier reply's conversation
 
     @property
     def mean_rows(self) -> float:
@@ -92,6 +93,20 @@ class _Row:
     @property
     def new_tokens(self) -> int:
         return len(self.ids) - self.prompt_len
+
+
+@dataclass
+class _Plan:
+    """Where one joining request starts: the card's key, or a cached conversation and its length."""
+
+    request: RowRequest
+    key: tuple[int, ...]  # the shared card prefix ((): none)
+    history: _Prefix | None  # an earlier conversation this prompt continues (None: start from the card)
+    length: int  # cached tokens the row starts from
+
+    @property
+    def suffix_len(self) -> int:  # tokens to prefill
+        return len(self.request.ids) - self.length
 
 
 @dataclass
@@ -120,11 +135,54 @@ class PrefixCache:
         del self.entries[self.capacity:]
 
 
+@dataclass
+class HistoryCache:
+    """The keys and values of recent conversations: each finished reply's prompt and reply, so
+    the same channel's next message (whose prompt begins with them) prefills only what is new.
+    Bounded in tokens, not entries (a conversation may fill the whole context window); the least
+    recently used go first, and a conversation that a longer one continues is dropped for it."""
+
+    max_tokens: int = 8192
+    entries: list[_Prefix] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(e.ids) for e in self.entries)
+
+    def longest(self, ids: list[int], limit: int) -> tuple[_Prefix | None, int]:
+        """The entry sharing the most leading tokens with `ids` (at most `limit`), and how many."""
+        best, best_len = None, 0
+        for entry in self.entries:
+            n = _common_prefix_len(entry.ids, ids, limit)
+            if n > best_len:
+                best, best_len = entry, n
+        if best is not None:
+            self.entries.remove(best)
+            self.entries.insert(0, best)
+        return best, best_len
+
+    def put(self, entry: _Prefix) -> None:
+        if len(entry.ids) > self.max_tokens:
+            return
+        self.entries = [e for e in self.entries if e.ids != entry.ids[:len(e.ids)]]  # continued by the new one
+        self.entries.insert(0, entry)
+        while self.tokens > self.max_tokens:
+            self.entries.pop()
+
+
+def _common_prefix_len(a, b, limit: int) -> int:
+    n = min(len(a), len(b), limit)
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
 class BatchDecoder:
     """Continuous batching for one model (see the module docstring). Not thread-safe: one
     thread owns it (the worker's, or the caller of generate())."""
 
-    def __init__(self, model, tokenizer, *, prefix_capacity: int = 2):
+    def __init__(self, model, tokenizer, *, prefix_capacity: int = 2, history_tokens: int = 0):
         self.model, self.tokenizer = model, tokenizer
         self.eos = tokenizer.eos_token_id
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
@@ -132,6 +190,7 @@ class BatchDecoder:
         self.cache = None  # a transformers DynamicCache, batch dimension = self.rows
         self.mask = None  # [rows, columns]: 1 where a column holds one of the row's tokens
         self.prefixes = PrefixCache(prefix_capacity)
+        self.histories = HistoryCache(history_tokens)  # 0 tokens: off (one-shot generate() has no next turn)
         self.stats = DecoderStats()
         self._prefix_ids: dict[str, list[int]] = {}
 
@@ -161,19 +220,28 @@ class BatchDecoder:
     def join(self, requests: list[RowRequest]) -> tuple[list[tuple[object, Generation]], list[StepFailed]]:
         """Prefill `requests` and add them to the running rows. Returns the requests that already
         ended (at their first token) and, for each prefill that failed, a StepFailed naming its
-        requests (they are not running); the rows already running are untouched either way."""
-        groups: dict[tuple[int, ...], list[RowRequest]] = {}
-        for request in requests:
-            length = min(request.prefix_len, len(request.ids) - 1)  # at least one token to prefill
-            key = tuple(request.ids[:length]) if length >= MIN_PREFIX_TOKENS else ()
-            groups.setdefault(key, []).append(request)
+        requests (they are not running); the rows already running are untouched either way.
+
+        Each request starts from the longest cached prefix of its prompt: an earlier reply's
+        conversation (the same channel's last exchange) or else the shared card, so only what is
+        new is prefilled."""
+        plans = [self._plan(request) for request in requests]
         finished, failed = [], []
-        for key, group in groups.items():
+        for group in _prefill_groups(plans):
             try:
-                finished += self._join_group(key, group)
+                finished += self._join_group(group)
             except Exception as exc:
-                failed.append(StepFailed([r.tag for r in group], exc))
+                failed.append(StepFailed([plan.request.tag for plan in group], exc))
         return finished, failed
+
+    def _plan(self, request: RowRequest) -> _Plan:
+        limit = len(request.ids) - 1  # at least one token to prefill
+        length = min(request.prefix_len, limit)
+        key = tuple(request.ids[:length]) if length >= MIN_PREFIX_TOKENS else ()
+        entry, shared = self.histories.longest(request.ids, limit) if self.histories.entries else (None, 0)
+        if entry is not None and shared >= MIN_PREFIX_TOKENS and shared > len(key):
+            return _Plan(request, key, entry, shared)
+        return _Plan(request, key, None, len(key))
 
     def _prefix(self, key: tuple[int, ...]) -> _Prefix | None:
         if not key:
@@ -193,38 +261,41 @@ class BatchDecoder:
             self.stats.prefix_builds += 1
         return entry
 
-    def _join_group(self, key: tuple[int, ...], group: list[RowRequest]) -> list[tuple[object, Generation]]:
+    def _join_group(self, plans: list[_Plan]) -> list[tuple[object, Generation]]:
         import torch
-        from transformers import DynamicCache
 
-        entry = self._prefix(key)
-        start = len(key)
-        suffixes = [r.ids[start:] for r in group]
+        starts = []  # (cached entry, how many of its tokens this row starts from)
+        for plan in plans:
+            entry = plan.history if plan.history is not None else self._prefix(plan.key)
+            starts.append((entry, plan.length if entry is not None else 0))
+        n = len(plans)
+        cached = max(length for _, length in starts)
+        suffixes = [plan.request.ids[length:] for plan, (_, length) in zip(plans, starts)]
         width = max(len(s) for s in suffixes)
-        n = len(group)
-        # Columns: [shared prefix][padding][the row's own suffix]; the padding is masked out and
-        # positions continue from the prefix, so each row reads exactly as its prompt alone.
+        # Columns: [padding][the row's cached prefix][padding][the row's own suffix]; the padding
+        # is masked out and positions continue from the prefix, so each row reads exactly as its
+        # prompt alone.
         input_ids = torch.full((n, width), self.pad, dtype=torch.long)
-        mask = torch.zeros((n, start + width), dtype=torch.long)
+        mask = torch.zeros((n, cached + width), dtype=torch.long)
         positions = torch.ones((n, width), dtype=torch.long)
-        mask[:, :start] = 1
-        for i, suffix in enumerate(suffixes):
+        for i, (suffix, (_, length)) in enumerate(zip(suffixes, starts)):
             pad = width - len(suffix)
             input_ids[i, pad:] = torch.tensor(suffix)
-            mask[i, start + pad:] = 1
-            positions[i, pad:] = torch.arange(start, start + len(suffix))
-        if entry is not None:
-            cache = DynamicCache(ddp_cache_data=[(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in entry.layers])
-            self.stats.prefix_hits += n
-            self.stats.prefix_tokens_saved += n * start
-        else:
-            cache = DynamicCache()
+            mask[i, cached - length:cached] = 1
+            mask[i, cached + pad:] = 1
+            positions[i, pad:] = torch.arange(length, length + len(suffix))
+        cache = _cache_from(starts, cached)
+        for plan, (_, length) in zip(plans, starts):
+            if length:
+                self.stats.prefix_hits += 1
+                self.stats.prefix_tokens_saved += length
+                self.stats.history_hits += plan.history is not None
         device = self.model.device
         with torch.inference_mode():
             out = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
                              past_key_values=cache, use_cache=True, logits_to_keep=1)
         self.stats.prefills += 1
-        rows = [self._new_row(r) for r in group]
+        rows = [self._new_row(plan.request) for plan in plans]
         finished, kept = self._choose_all(rows, out.logits[:, -1, :])
         if kept:
             index = torch.tensor(kept)
@@ -285,8 +356,23 @@ class BatchDecoder:
         self.stats.largest = max(self.stats.largest, len(self.rows))
         finished, kept = self._choose_all(self.rows, out.logits[:, -1, :])
         if len(kept) < len(self.rows):
+            self._remember(sorted(set(range(len(self.rows))) - set(kept)))
             self._keep(kept)
         return finished
+
+    def _remember(self, ended: list[int]) -> None:
+        """Keep the conversations of rows that just ended (prompt and reply, as far as the cache
+        holds them: all but the last token) for the channel's next message."""
+        if not self.histories.max_tokens:
+            return
+        for i in ended:
+            row = self.rows[i]
+            columns = self.mask[i].nonzero().squeeze(1)  # the row's own columns, in order: positions 0, 1, ...
+            ids = tuple(row.ids[:len(columns)])
+            if len(ids) <= MIN_PREFIX_TOKENS or len(ids) > self.histories.max_tokens:
+                continue
+            layers = [(layer.keys[i:i + 1, :, columns], layer.values[i:i + 1, :, columns]) for layer in self.cache.layers]
+            self.histories.put(_Prefix(ids, layers))
 
     def drop(self, tags: set) -> None:
         """Stop generating these requests (their callers gave up)."""
@@ -344,6 +430,44 @@ class BatchDecoder:
         kept = new[:-1] if ended else new
         text = self.tokenizer.decode(kept, skip_special_tokens=True).strip()
         return Generation(text, len(new), ended, seed=row.seed)
+
+
+def _prefill_groups(plans: list[_Plan]) -> list[list[_Plan]]:
+    """Joining requests split into prefill forwards: one forward computes every row at the width
+    of its longest suffix, so a short suffix does not ride along with one more than twice its
+    length (a new channel's whole history beside messages that continue cached conversations)."""
+    groups: list[list[_Plan]] = []
+    for plan in sorted(plans, key=lambda p: p.suffix_len, reverse=True):
+        widest = groups[-1][0].suffix_len if groups else 0
+        if groups and (2 * plan.suffix_len >= widest or widest <= 64):
+            groups[-1].append(plan)
+        else:
+            groups.append([plan])
+    return groups
+
+
+def _cache_from(starts: list[tuple[_Prefix | None, int]], cached: int):
+    """A DynamicCache holding each row's cached prefix, right-aligned at `cached` columns."""
+    from transformers import DynamicCache
+
+    if not cached:
+        return DynamicCache()
+    n = len(starts)
+    entry, length = starts[0]
+    if all(e is entry and k == length for e, k in starts):  # one prefix for all (the card): views, no copy
+        return DynamicCache(ddp_cache_data=[(k[:, :, :length].expand(n, -1, -1, -1), v[:, :, :length].expand(n, -1, -1, -1))
+                                            for k, v in entry.layers])
+    reference = next(e for e, k in starts if k)
+    layers = []
+    for layer, (ref_keys, ref_values) in enumerate(reference.layers):
+        keys = ref_keys.new_zeros((n, ref_keys.shape[1], cached, ref_keys.shape[3]))
+        values = ref_values.new_zeros((n, ref_values.shape[1], cached, ref_values.shape[3]))
+        for i, (e, k) in enumerate(starts):
+            if k:
+                keys[i, :, cached - k:] = e.layers[layer][0][0, :, :k]
+                values[i, :, cached - k:] = e.layers[layer][1][0, :, :k]
+        layers.append((keys, values))
+    return DynamicCache(ddp_cache_data=layers)
 
 
 def _by_decoding(rows: list[_Row]) -> dict[Decoding, list[int]]:

@@ -22,8 +22,10 @@ class EngineSettings:
     max_batch: int = 8  # replies generated together at most
     max_wait_s: float = 0.05  # how long the worker waits for more requests to batch
     max_queue: int = 32  # requests waiting at most; beyond, an in-character "wait your turn"
+    history_cache_tokens: int = 8192  # conversations' keys and values kept for their next message (0: off)
 
-    RANGES: ClassVar[dict] = {"max_batch": (1, None), "max_wait_s": (0, None), "max_queue": (1, None), "max_new_tokens": (1, None)}
+    RANGES: ClassVar[dict] = {"max_batch": (1, None), "max_wait_s": (0, None), "max_queue": (1, None), "max_new_tokens": (1, None),
+                              "history_cache_tokens": (0, None)}
 
 
 @dataclass(frozen=True)

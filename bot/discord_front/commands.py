@@ -186,6 +186,7 @@ async def reset(interaction: discord.Interaction) -> None:
         await interaction.response.send_message(NOT_A_MODERATOR, ephemeral=True)
         return
     await interaction.client.runtime.history.reset(interaction.channel_id, interaction.guild_id)
+    interaction.client.runtime.worker.forget_conversations()
     await interaction.response.send_message(RESET_DONE)  # public: everyone here should know
 
 
@@ -207,6 +208,7 @@ class ForgetMeConfirmation(discord.ui.View):
 
         self.stop()
         gone = await interaction.client.runtime.privacy.forget_user(interaction.user.id)
+        interaction.client.runtime.worker.forget_conversations()  # the model's cached conversations too
         files, rows = await asyncio.to_thread(purge_replies, gone.touched_replies)
         await interaction.response.edit_message(content=forgotten_text(gone, files, rows), view=None)
 

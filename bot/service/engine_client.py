@@ -130,6 +130,10 @@ class OpenAIEngine:
 
     # -- the worker's interface -------------------------------------------------------------
 
+    def forget_conversations(self) -> None:
+        """Nothing cached here: the engine's own prefix cache holds only what prompts share and
+        serves only a prompt that begins with the very same tokens."""
+
     async def between_batches(self, action: Callable[[], object]):
         """No batch runs here (the engine batches): the action runs at once."""
         return action()

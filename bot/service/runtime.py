@@ -79,7 +79,7 @@ async def start_runtime(settings: BotSettings, adapter: Path | None, database_ur
         # the worker's decoding (core/passing_thread.py).
         served = await in_passing_thread(load_served, adapter, base=settings.model, quantization=settings.quantization)
         worker = ModelWorker(served, max_batch=e.max_batch, max_wait_s=e.max_wait_s, max_queue=e.max_queue,
-                             decoding=settings.decoding).start()
+                             decoding=settings.decoding, history_cache_tokens=e.history_cache_tokens).start()
     pipeline = ChatPipeline(history, worker, card, settings=settings.chat)
     log.info("serving %s with adapter %s through the %s", served.base, served.version or "none (base model)", worker.describe())
     return Runtime(pipeline, worker, history, db_engine)

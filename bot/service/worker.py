@@ -88,7 +88,8 @@ class BatchStats:
     requests: int = 0  # replies generated
     largest: int = 0  # most replies generated together
     retried_alone: int = 0  # requests generated again alone after a failure they shared
-    prefix_hits: int = 0  # requests that started from the cached card
+    prefix_hits: int = 0  # requests that started from a cached prefix (the card or their conversation)
+    history_hits: int = 0  # of those, requests that continued a cached conversation
 
     @property
     def mean_size(self) -> float:
@@ -99,9 +100,10 @@ class ModelWorker:
     remote = False  # the model is in this process (a training may ask for it to be released)
 
     def __init__(self, served: ServedModel | None, *, max_batch: int = 8, max_wait_s: float = 0.05, max_queue: int = 32,
-                 decoding: Decoding = Decoding(), max_new_tokens: int | None = None):
+                 decoding: Decoding = Decoding(), max_new_tokens: int | None = None, history_cache_tokens: int = 8192):
         self.served = served  # None while released
         self.max_batch, self.max_wait_s, self.max_queue = max_batch, max_wait_s, max_queue
+        self.history_cache_tokens = history_cache_tokens  # a channel's next message starts from its last exchange
         self.decoding = decoding if max_new_tokens is None else replace(decoding, max_new_tokens=max_new_tokens)
         self.stats = BatchStats()
         self._decoder: BatchDecoder | None = None  # for self.served; a new one after every swap
@@ -110,6 +112,7 @@ class ModelWorker:
         self._queue: queue.Queue[_Request | _Control | None] = queue.Queue()
         self._waiting = 0  # queued or being generated
         self._lock = threading.Lock()
+        self._forget = False  # set by forget_conversations(); the worker thread empties its cache
         self._thread = threading.Thread(target=self._serve, name="inosuke-model", daemon=True)
 
     @property
@@ -152,6 +155,13 @@ class ModelWorker:
         request = _Request(prompt, rendered_for, loop.create_future(), loop, prefix, seed)
         self._queue.put(request)
         return await request.future
+
+    def forget_conversations(self) -> None:
+        """Drop the cached keys and values of past conversations (a user asked to be forgotten, or
+        a channel was reset). They are in memory only and a prompt reuses an entry only when it
+        begins with the very same tokens, so this is hygiene; it happens before the next request
+        joins, without waiting for the replies being generated."""
+        self._forget = True
 
     async def between_batches(self, action: Callable[[], object]):
         """Run `action` on the worker thread once the replies being generated have ended; its result."""
@@ -223,6 +233,10 @@ class ModelWorker:
 
     def _admit(self) -> None:
         """Requests waiting for a row join the running replies (none while a swap waits)."""
+        if self._forget:
+            self._forget = False
+            if self._decoder is not None:
+                self._decoder.histories.entries.clear()
         if self._held is not None:
             return
         decoder = self._decoder_for_served()
@@ -245,9 +259,10 @@ class ModelWorker:
             except Exception as exc:  # a prompt the tokenizer refuses fails alone
                 log.exception("could not encode a prompt")
                 self._settle(request, exc)
-        hits = decoder.stats.prefix_hits
+        hits, history = decoder.stats.prefix_hits, decoder.stats.history_hits
         finished, failed = decoder.join(rows)
         self.stats.prefix_hits += decoder.stats.prefix_hits - hits
+        self.stats.history_hits += decoder.stats.history_hits - history
         self._finish(finished)
         for failure in failed:
             self._retry_alone(failure)
@@ -256,7 +271,7 @@ class ModelWorker:
         if self.served is None:
             return None
         if self._decoder is None:
-            self._decoder = BatchDecoder(self.served.model, self.served.tokenizer)
+            self._decoder = BatchDecoder(self.served.model, self.served.tokenizer, history_tokens=self.history_cache_tokens)
         return self._decoder
 
     def _row(self, decoder: BatchDecoder, request: _Request) -> RowRequest:

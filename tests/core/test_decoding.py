@@ -126,3 +126,54 @@ def test_greedy_with_the_cached_card_is_token_identical_to_generate_alone(served
         assert common >= min(6, len(mine), len(theirs)) and len(mine) >= min(4, len(theirs)), (lines[i], got[i].text, text)
         same += got[i].text == text
     assert same >= 2, [(got[i].text, text) for i, text in enumerate(texts)]
+
+
+@pytest.mark.model
+def test_a_channels_next_message_starts_from_its_cached_exchange(served, persona):
+    """A finished reply's keys and values are kept; the channel's next prompt (the exchange so
+    far, then a new message) prefills only the new message, and gets the reply a decoder without
+    that cache gives it."""
+    from core.generate import BatchDecoder, RowRequest
+    from core.prompt import Turn, card_prefix, generation_prompt
+
+    tokenizer, greedy = served.tokenizer, Decoding(max_new_tokens=24)
+    prefix = card_prefix(tokenizer, persona)
+
+    def run(decoder, prompts):
+        rows = [RowRequest(i, decoder.tokenize(p), 24, greedy, None, decoder.prefix_len(decoder.tokenize(p), prefix))
+                for i, p in enumerate(prompts)]
+        done, failed = decoder.join(rows)
+        assert not failed
+        while len(decoder):
+            done += decoder.step()
+        return dict(done)
+
+    firsts = ["Who are you?", "Do you like trains?", "What is the capital of France?"]
+    seconds = ["Why?", "Tell me more about that.", "And of Spain?"]
+    cached = BatchDecoder(served.model, tokenizer, history_tokens=4096)
+    first = run(cached, [generation_prompt(tokenizer, persona, [Turn(q)]) for q in firsts])
+    assert len(cached.histories.entries) == 3
+    nexts = [generation_prompt(tokenizer, persona, [Turn(q), Turn(first[i].text, by_persona=True), Turn(s)])
+             for i, (q, s) in enumerate(zip(firsts, seconds))]
+    saved = cached.stats.prefix_tokens_saved
+    got = run(cached, nexts)
+    assert cached.stats.history_hits == 3
+    # Each started after at least its first prompt (card, message, and most of the reply: a
+    # reply written back as text may tokenize differently from the tokens chosen).
+    first_prompts = sum(len(tokenizer(generation_prompt(tokenizer, persona, [Turn(q)]), add_special_tokens=False)["input_ids"])
+                        for q in firsts)
+    assert cached.stats.prefix_tokens_saved - saved >= first_prompts
+    # The continued conversations replaced the ones they continue: one entry per channel.
+    assert len(cached.histories.entries) == 3
+    expected = run(BatchDecoder(served.model, tokenizer), nexts)
+    # Tolerance as in the card test above: the cached keys were computed one token at a time in
+    # a batch, the fresh ones in one prefill, so a near-tie may flip late; a wrong position,
+    # mask or cache garbles a reply from its first tokens.
+    same = 0
+    for i in range(3):
+        mine = tokenizer(got[i].text, add_special_tokens=False)["input_ids"]
+        theirs = tokenizer(expected[i].text, add_special_tokens=False)["input_ids"]
+        common = next((k for k, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs)))
+        assert common >= min(6, len(mine), len(theirs)), (seconds[i], got[i].text, expected[i].text)
+        same += got[i].text == expected[i].text
+    assert same >= 2, [(got[i].text, expected[i].text) for i in range(3)]

@@ -205,3 +205,35 @@ def test_the_card_is_prefilled_once_per_served_model_and_again_after_a_swap_or_a
     assert second is not first and after_swap.adapter_version == "v0008"
     assert second.stats.prefix_builds == 2 and len(second.prefixes.entries) == 2  # the swap's card, then the new card
     assert [len(e.ids) for e in second.prefixes.entries][1] == len(tokenizer(card_prefix(tokenizer, persona))["input_ids"])
+
+
+def test_a_channels_next_message_continues_its_cached_exchange_until_someone_is_forgotten(tokenizer, persona, db_url):
+    """Through the real pipeline (the prompt the bot renders from what it stored), the second
+    message of a channel starts from the keys and values of the first exchange; after a user asks
+    to be forgotten (or a channel reset) the cached conversations are dropped."""
+    from core.db.database import make_engine, sessions
+    from core.db.history import History
+    from tests.fakes import fake_served_model
+
+    served = fake_served_model(tokenizer)
+
+    async def main():
+        db = make_engine(db_url)
+        worker = ModelWorker(served, max_wait_s=0.0, max_new_tokens=16).start()
+        try:
+            pipeline = ChatPipeline(History(sessions(db)), worker, persona)
+            await pipeline.respond(5, 9, "Aoi", "Hello there!")
+            await pipeline.respond(5, 9, "Aoi", "How are you?")
+            continued = worker.stats.history_hits
+            first_entries = list(worker._decoder.histories.entries)
+            worker.forget_conversations()
+            await pipeline.respond(5, 9, "Aoi", "Still there?")
+            return continued, first_entries, worker.stats.history_hits, list(worker._decoder.histories.entries)
+        finally:
+            worker.stop()
+            await db.dispose()
+
+    continued, before, hits_after, after = asyncio.run(main())
+    assert continued == 1  # the second message reused the first exchange
+    assert hits_after == continued  # after forgetting, the third started from the card again
+    assert before and not any(entry in after for entry in before) and len(after) == 1
