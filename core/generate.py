@@ -8,13 +8,15 @@ in an attention mask and its positions are passed explicitly, so a row sees exac
 tokens, as if it were generated alone.
 
 A prompt's shared prefix (the persona card: every prompt of a served model starts with it) is
-prefilled once and kept: a request that starts with it prefills only what follows. Each row
+prefilled once and kept: a request that starts with it prefills only what follows. With a
+history cache (the bot's worker), each finished reply's keys and values are kept too, so the
+channel's next prompt, which begins with that exchange, prefills only the new message. Each row
 chooses its tokens with transformers' logits processors and, when sampling, its own
 torch.Generator, so its reply depends on its prompt, decoding and seed alone.
 
 Equivalence: a row's logits equal those of `model.generate` on its prompt alone up to float32
 rounding (matrix shapes differ with the batch, so sums are taken in another order; measured
-below 1e-4 on the embedded model, see tests/core/test_batch_decoder.py). Greedy tokens are the
+below 1e-4 on the embedded model, see tests/core/test_decoding.py). Greedy tokens are the
 same unless two candidates are within that rounding of each other.
 
 `generate()` is the one-shot use (evaluation, the console, the demo): every prompt joins at once.
@@ -367,8 +369,8 @@ class BatchDecoder:
         import torch
         import torch.nn.functional as F
 
-        if not self.rows:
-            self.rows, self.cache, self.mask = rows, cache, mask
+        if not self.rows:  # the running cache from now on: its layers append into spare room
+            self.rows, self.cache, self.mask = rows, _growing(cache), mask
             return
         width = max(self.mask.shape[1], mask.shape[1])
         grow_old, grow_new = width - self.mask.shape[1], width - mask.shape[1]
@@ -393,7 +395,7 @@ class BatchDecoder:
         try:
             with torch.inference_mode():
                 out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                                 past_key_values=_growing(self.cache), use_cache=True, logits_to_keep=1)
+                                 past_key_values=self.cache, use_cache=True, logits_to_keep=1)
         except Exception as exc:  # the cache may be half-updated: nothing of it can be trusted
             tags = [row.request.tag for row in self.rows]
             self.reset()

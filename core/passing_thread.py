@@ -5,8 +5,9 @@ thread that ever ran a parallel region, until that thread exits. Once the proces
 them than there are cores, libgomp stops spin-waiting between regions: every helper sleeps and is
 woken through a futex, region after region, and one decoding step is hundreds of small regions.
 A model loaded on the main thread or on asyncio's executor (whose threads live on) left a pool
-behind, and the worker's decoding steps then ran about 1.4x slower on 2 cores (bench/serving.py,
-2026-12-06: 56.4 against 76.5 tok/s). A thread that exits releases its pool, so the worker's
+behind, and the worker's decoding steps then ran about 1.4x slower on 2 cores (bench/serving.py's
+continuous scenario, all at once, 2026-12-06: 56.4 against 76.5 tok/s, two runs back to back).
+A thread that exits releases its pool, so the worker's
 thread is again the only one holding helpers.
 """
 

@@ -310,10 +310,10 @@ def score_only_trained_positions() -> bool:
     TRL compacts them only where its Triton kernel runs, because on a compiling backend (Neuron)
     a varying count of positions would recompile every batch; elsewhere (CPU, CUDA without
     Triton) it scores every position and zeroes the unlabelled ones. Nothing is compiled on CPU,
-    and in a shared-card row two positions in three (the card, the user's turns) carry no label, while the projection onto
-    the 49,152-token vocabulary (forward, recomputed and differentiated in the backward pass) is
-    over a quarter of a SmolLM2 step: compacting made the training bench's shared-card run 1.23x
-    faster. The kept positions' values are the same; the others were zeroed anyway.
+    and in a shared-card row two positions in three (the card, the user's turns) carry no label,
+    while the projection onto the 49,152-token vocabulary (forward, recomputed and differentiated
+    in the backward pass) is over a quarter of a SmolLM2 step: compacting made the training
+    bench's shared-card run 1.23x faster. The kept positions' values are the same; the others were zeroed anyway.
     Returns False, changing nothing but a warning, where TRL no longer has the switch this relies on.
     """
     import trl.trainer.utils as trl_utils
