@@ -45,11 +45,12 @@ demo: $(STAMP)
 # The vLLM engine's virtualenv first (cached after the first run); if it cannot be built, its
 # tests are skipped with the reason instead of failing the whole run.
 # Two runs: the tests that load no model on one pytest worker per core (mostly waiting on sockets,
-# processes and timers), then the model and training tests one at a time (torch uses every core).
+# processes and timers), then the model and training tests one at a time (torch uses every core),
+# listing the slowest so the 20-minute budget of the test run can be watched.
 test: $(STAMP) $(LLAMA_STAMP)
 	$(MAKE) vllm || echo "make vllm failed: the vLLM engine tests will be skipped (see the message above)"
 	$(PY) -m pytest -m "not model and not training" -n auto --dist loadfile; fast=$$?; \
-	$(PY) -m pytest -m "model or training"; model=$$?; \
+	$(PY) -m pytest -m "model or training" --durations=15; model=$$?; \
 	test $$fast -eq 0 -a $$model -eq 0
 
 # The edit-test loop: everything that loads no model weights, on one pytest worker per core

@@ -143,11 +143,12 @@ async def started_llama_server(info, decoding, scratch: Path):
     from bot.service.engine_client import remote_served
     from bot.service.llama_server_engine import LlamaServerEngine
     from core.settings import load_settings
+    from core.passing_thread import in_passing_thread
     from trainer.export.export import export
 
     exports = scratch / "exports"
     started = time.perf_counter()
-    await asyncio.to_thread(export, info.path, ["lora-gguf"], exports / info.version)
+    await in_passing_thread(export, info.path, ["lora-gguf"], exports / info.version)  # torch: see main_async
     settings = replace(load_settings().llama_server, request_timeout_s=600)
     engine = LlamaServerEngine(settings, await asyncio.to_thread(remote_served, info, info.base_model), decoding=decoding,
                                exports=exports, log_dir=scratch / "logs")
@@ -175,9 +176,12 @@ async def main_async(args) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     if not args.no_local:
         from bot.service.worker import ModelWorker
+        from core.passing_thread import in_passing_thread
         from core.served_model import load_served
 
-        served = await asyncio.to_thread(load_served, info)
+        # Torch runs on threads that end (the export above, this load), as in the bot: a thread that
+        # lives on after running torch slows the worker's thread (core/passing_thread.py).
+        served = await in_passing_thread(load_served, info)
         for channels in (1, 8):
             label = "one stream" if channels == 1 else f"{channels} channels"
             worker = ModelWorker(served, decoding=decoding).start()  # the same decoding the engine got

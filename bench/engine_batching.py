@@ -40,9 +40,9 @@ async def scenario(served, card, max_batch: int, channels: int, rounds: int, new
     latencies, tokens = [], 0
     original = worker.generate
 
-    async def counted(prompt, rendered_for):
+    async def counted(*args, **kwargs):  # whatever the worker's generate takes (card prefix, seed)
         nonlocal tokens
-        result = await original(prompt, rendered_for)
+        result = await original(*args, **kwargs)
         tokens += result.new_tokens
         return result
 
@@ -77,13 +77,16 @@ async def main() -> None:
     args = parser.parse_args()
     from core.cli import quiet_libraries, quiet_warnings
     from core.model_resolver import EMBEDDED_SPEC
+    from core.passing_thread import run_in_passing_thread
     from core.paths import DEFAULT_CARD
     from core.persona import load_card
     from core.served_model import load_served
 
     quiet_libraries()
     quiet_warnings()
-    served, card = load_served(None, base=EMBEDDED_SPEC), load_card(DEFAULT_CARD)
+    # Loaded on a thread that ends, as the bot loads it: a thread that lives on after running torch
+    # slows the worker's thread (core/passing_thread.py).
+    served, card = run_in_passing_thread(load_served, None, base=EMBEDDED_SPEC), load_card(DEFAULT_CARD)
     print(f"{args.channels} channels x {args.rounds} rounds, up to {args.new_tokens} new tokens a reply, {EMBEDDED_SPEC} NF4")
     print(f"{'worker':<16} {'tok/s':>7} {'tokens':>7} {'wall s':>7} {'p50 s':>6} {'p95 s':>6} {'worst loop lag ms':>18}")
     results = {}
