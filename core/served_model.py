@@ -35,6 +35,7 @@ def load_served(adapter: Path | AdapterInfo | None = None, *, base: str = EMBEDD
     """The adapter on its own base model (in the quantization it was trained in unless told
     otherwise), or with no adapter the bare `base` in `quantization` (default NF4). A bare base
     is prompted in the chat format, as it was instruction-tuned."""
+    from core.lora_inference import use_lean_lora
     from core.model_resolver import load_model, load_tokenizer
 
     if adapter is None:
@@ -46,6 +47,7 @@ def load_served(adapter: Path | AdapterInfo | None = None, *, base: str = EMBEDD
     quantization = quantization or info.quantization
     model = PeftModel.from_pretrained(load_model(info.base_model, quantization), str(info.path), adapter_name=info.version)
     model.eval()
+    use_lean_lora(model)  # PEFT's arithmetic without its per-call overhead; training keeps PEFT's forward
     return ServedModel(model, load_tokenizer(info.base_model), info.version, info.prompt_format, info.base_model,
                        quantization, info.path)
 
@@ -54,12 +56,15 @@ def swap_adapter(served: ServedModel, info: AdapterInfo) -> ServedModel:
     """Load `info`'s LoRA weights into the PEFT model already in memory (same base: no second
     copy of it), make them active and drop the old ones. Run it where no generation is running
     (the worker, between batches); the returned value replaces `served`."""
+    from core.lora_inference import use_lean_lora
+
     model, old = served.model, served.model.active_adapter
     model.load_adapter(str(info.path), adapter_name=info.version)
     model.set_adapter(info.version)
     if old != info.version and old in model.peft_config:
         model.delete_adapter(old)
     model.eval()
+    use_lean_lora(model)  # layers the new adapter added (other target modules) get the lean forward too
     return ServedModel(model, served.tokenizer, info.version, info.prompt_format, served.base, served.quantization, info.path)
 
 

@@ -1,0 +1,67 @@
+"""LoRA layers answer inference calls with PEFT's arithmetic and without its per-call overhead.
+
+Why: the bot always serves an adapter, and PEFT's LoRA forward is written for training. Each of
+the 210 LoRA layers of the embedded model (7 projections x 30 blocks) checks its arguments, walks
+its adapters, calls three submodules (dropout, A, B) and, for 4-bit bases, copies the base
+layer's output ("defensively", for autograd). On 2 CPU cores a decoding step is a few dozen
+milliseconds, so that overhead is a large share of it (bench/lora_serving.py measures it).
+
+The lean forward computes exactly what PEFT computes for a vanilla LoRA adapter in eval mode:
+`base(x) + B(A(x)) * scaling`, the same kernels in the same order, so the outputs are equal bit
+for bit (tests/core/test_lora_inference.py). Anything else goes to PEFT's own forward: gradients
+enabled (training), a module in training mode (dropout), adapters disabled (a DPO/KTO reference),
+merged weights, DoRA or another variant, mixed adapters per row, or an input in another dtype.
+It reads the active adapter at every call, so an adapter swapped in place (load_adapter +
+set_adapter) is used at once.
+"""
+
+from __future__ import annotations
+
+import functools
+
+
+def use_lean_lora(model) -> int:
+    """Give every LoRA linear layer of `model` (a PeftModel) the lean inference forward; returns
+    how many layers got it. Calling it again changes nothing."""
+    import torch
+    from peft.tuners.lora import Linear as LoraLinear
+
+    classes: tuple[type, ...] = (LoraLinear,)
+    try:
+        from peft.tuners.lora.bnb import Linear4bit, Linear8bitLt
+
+        classes += (Linear4bit, Linear8bitLt)
+    except ImportError:  # bitsandbytes absent: no quantized LoRA layers to find
+        pass
+    count = 0
+    for module in model.modules():
+        if not isinstance(module, classes) or not isinstance(module, torch.nn.Module):
+            continue
+        if not isinstance(module.__dict__.get("forward"), functools.partial):  # not yet installed
+            module.forward = functools.partial(_lean_forward, module, type(module).forward.__get__(module))
+        count += 1
+    return count
+
+
+def _lean_forward(module, peft_forward, x, *args, **kwargs):
+    import torch
+    import torch.nn.functional as F
+
+    if (args or kwargs or torch.is_grad_enabled() or module.training or module.disable_adapters
+            or module.merged):
+        return peft_forward(x, *args, **kwargs)
+    adapters = []
+    for name in module.active_adapters:
+        lora_a = module.lora_A._modules.get(name)
+        if lora_a is None:  # an adapter this layer does not hold (PEFT skips it too)
+            continue
+        if name in module.lora_variant or x.dtype != lora_a.weight.dtype:  # PEFT casts or runs a variant
+            return peft_forward(x)
+        adapters.append((lora_a, module.lora_B[name], module.scaling[name]))
+    result = module.base_layer(x)
+    if result.dtype != x.dtype:  # PEFT casts the sum back to the base's dtype: rare, left to it
+        return peft_forward(x)
+    for lora_a, lora_b, scaling in adapters:
+        # PEFT: lora_B(lora_A(dropout(x))) * scaling, dropout being the identity in eval mode.
+        result = result + F.linear(F.linear(x, lora_a.weight, lora_a.bias), lora_b.weight, lora_b.bias) * scaling
+    return result
