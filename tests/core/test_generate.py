@@ -99,3 +99,62 @@ def test_rows_chosen_together_get_the_tokens_their_own_processors_give_alone():
             else:
                 expected = int(scores.argmax())
             assert rows[i].ids[-1] == expected, (trial, i)
+
+
+def test_rows_joining_and_leaving_at_different_steps_decode_as_they_would_alone():
+    """The running cache is rebuilt when rows join (padded to a common width) and leave (their
+    columns dropped): every row must still get exactly the tokens it gets decoded alone. A tiny
+    random Llama (no weights to load), greedy, with the card cache and the conversation cache."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from core.decoding import Decoding
+    from core.generate import BatchDecoder, RowRequest
+
+    class Tokens:
+        eos_token_id, pad_token_id = 0, 0
+
+        def decode(self, ids, skip_special_tokens=True):
+            return " ".join(map(str, ids))
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=0, pad_token_id=0)
+    model = LlamaForCausalLM(config).eval()
+    greedy = Decoding(repetition_penalty=1.3)
+    card = list(range(10, 30))  # a shared prefix long enough to be cached (MIN_PREFIX_TOKENS)
+    gen = torch.Generator().manual_seed(1)
+    prompts = [card + torch.randint(2, 96, (n,), generator=gen).tolist() for n in (3, 17, 8, 30, 5, 12)]
+    budgets = [9, 25, 4, 14, 30, 7]  # rows leave at different steps
+
+    def alone(i):
+        decoder = BatchDecoder(model, Tokens())
+        done, failed = decoder.join([RowRequest(i, prompts[i], budgets[i], greedy, None, 0)])
+        while len(decoder):
+            done += decoder.step()
+        return dict(done)[i].text
+
+    expected = [alone(i) for i in range(len(prompts))]
+    decoder = BatchDecoder(model, Tokens(), history_tokens=4096)
+    requests = [RowRequest(i, p, b, greedy, None, len(card)) for i, (p, b) in enumerate(zip(prompts, budgets))]
+    done, failed = decoder.join(requests[:2])
+    for joining in ([requests[2]], requests[3:5], [requests[5]]):
+        for _ in range(3):
+            done += decoder.step()
+        more, failed_more = decoder.join(joining)
+        done, failed = done + more, failed + failed_more
+    while len(decoder):
+        done += decoder.step()
+    assert not failed and decoder.stats.prefix_hits == 6
+    got = dict(done)
+    assert [got[i].text for i in range(len(prompts))] == expected
+    # The next message of a channel continues from its cached exchange, and decodes the same too.
+    follow = prompts[1] + [int(t) for t in got[1].text.split()] + [40, 41, 42]
+    decoder.join([RowRequest("next", follow, 10, greedy, None, len(card))])
+    again = []
+    while len(decoder):
+        again += decoder.step()
+    assert decoder.stats.history_hits == 1
+    prompts.append(follow)
+    budgets.append(10)
+    assert dict(again)["next"].text == alone(len(prompts) - 1)
