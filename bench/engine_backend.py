@@ -142,8 +142,8 @@ async def started_llama_server(info, decoding, scratch: Path):
 
     from bot.service.engine_client import remote_served
     from bot.service.llama_server_engine import LlamaServerEngine
-    from core.settings import load_settings
     from core.passing_thread import in_passing_thread
+    from core.settings import load_settings
     from trainer.export.export import export
 
     exports = scratch / "exports"
