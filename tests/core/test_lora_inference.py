@@ -111,7 +111,7 @@ def test_a_disabled_adapter_gives_the_base_and_a_swapped_adapter_is_used_at_once
 def test_the_served_adapter_in_nf4_gives_peft_logits_bit_for_bit(trained_adapter):
     from core.served_model import load_served
 
-    served = load_served(trained_adapter)
+    served = load_served(trained_adapter.adapter)
     assert sum("forward" in m.__dict__ for m in served.model.modules()) == 210  # 7 projections x 30 blocks
     ids = served.tokenizer("Inosuke, what do you eat for breakfast?", return_tensors="pt")["input_ids"]
     with torch.inference_mode():
