@@ -200,9 +200,10 @@ def _growing_layer():
 
     class GrowingLayer(DynamicLayer):
         """A DynamicLayer that writes each step's keys and values into spare room after the cached
-        ones: DynamicLayer concatenates, copying the whole cache of every layer at every step,
-        which at a few hundred columns and eight rows was 6-20% of a step on 2 CPU cores. The
-        decoder replaces `keys`/`values` when rows join or leave; a new room is made then."""
+        ones: DynamicLayer concatenates, copying the whole cache of every layer at every step;
+        without that copy, eight rows of 330-token prompts decoded 1.06-1.20x faster on 2 CPU
+        cores. The decoder replaces `keys`/`values` when rows join or leave; a new room is made
+        then."""
 
         def update(self, key_states, value_states, *args, **kwargs):
             if not self.is_initialized or self.keys.numel() == 0:

@@ -7,8 +7,8 @@ woken through a futex, region after region, and one decoding step is hundreds of
 A model loaded on the main thread or on asyncio's executor (whose threads live on) left a pool
 behind, and the worker's decoding steps then ran about 1.4x slower on 2 cores (bench/serving.py's
 continuous scenario, all at once, 2026-12-06: 56.4 against 76.5 tok/s, two runs back to back).
-A thread that exits releases its pool, so the worker's
-thread is again the only one holding helpers.
+A thread that exits releases its pool, so the worker's thread is again the only one holding
+helpers.
 """
 
 from __future__ import annotations

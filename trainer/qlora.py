@@ -313,7 +313,8 @@ def score_only_trained_positions() -> bool:
     and in a shared-card row two positions in three (the card, the user's turns) carry no label,
     while the projection onto the 49,152-token vocabulary (forward, recomputed and differentiated
     in the backward pass) is over a quarter of a SmolLM2 step: compacting made the training
-    bench's shared-card run 1.23x faster. The kept positions' values are the same; the others were zeroed anyway.
+    bench's shared-card run 1.23x faster. The kept positions' values are the same; the others
+    were zeroed anyway.
     Returns False, changing nothing but a warning, where TRL no longer has the switch this relies on.
     """
     import trl.trainer.utils as trl_utils
