@@ -191,7 +191,9 @@ def test_training_loss_never_builds_the_logits_and_equals_plain_cross_entropy(ca
     in tiles, recomputed in the backward): it never runs the LM head over the row, it projects only
     the trained positions (the replies: about a third of a row), on CPU too, and its loss and
     gradient are those of plain cross-entropy over the full logits (float32 sums in another order:
-    1e-5 relative on the loss, 1e-4 relative error per adapter gradient)."""
+    1e-5 relative on the loss; per adapter gradient, a relative error measured at most 1e-4 on an
+    AVX-512 CPU and 2.0e-4 on an AVX2 one, checked against 5e-4: one trained token of the ~170
+    left out would be 6e-3)."""
     import trl.trainer.utils as trl_utils
 
     trainer, samples = case
@@ -231,9 +233,9 @@ def test_training_loss_never_builds_the_logits_and_equals_plain_cross_entropy(ca
         trl_utils._ChunkedLogProbFunction = tiled
     torch.testing.assert_close(fused.detach(), plain.detach(), atol=1e-6, rtol=1e-5)
     plain_gradients = lora_gradients(model)
-    for name in fused_gradients:
-        error = (fused_gradients[name] - plain_gradients[name]).norm() / plain_gradients[name].norm()
-        assert error < 1e-4, name
+    errors = {name: float((fused_gradients[name] - plain_gradients[name]).norm() / plain_gradients[name].norm()) for name in fused_gradients}
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < 5e-4, (worst, errors[worst])
     model.zero_grad()
 
 
