@@ -39,7 +39,7 @@ def test_too_few_pairs_skip_the_stage_with_a_reason(tmp_path):
 
 def test_both_preference_stages_train_in_float32_on_cpu_as_the_supervised_stage_does(tmp_path):
     """TRL's DPO and KTO configs default to bf16 on any device; on a CPU without native bf16 its
-    emulated matmuls made this file's DPO test 7x slower, for no gain in quality."""
+    emulated matmuls made this file's DPO test 9x slower, for no gain in quality."""
     import torch
     from trl import DPOConfig, KTOConfig
 
