@@ -9,7 +9,7 @@ command, with VLLM_CPU_KVCACHE_SPACE=2 (GiB of KV cache) and VLLM_ALLOW_RUNTIME_
   .cache/vllm-venv/bin/python -m vllm.entrypoints.openai.api_server --model DIR --served-model-name NAME
       --enable-lora --max-lora-rank 16 --dtype DTYPE --max-model-len 2048 --host 127.0.0.1 --port PORT
 (the `vllm` console script fails: the distribution is named vllm-cpu). DTYPE is bfloat16 on a CPU
-with native bf16 (AVX512-BF16 or AMX) and float32 elsewhere (see cpu_dtype).
+with native bf16 (AVX512-BF16) and float32 elsewhere (see cpu_dtype).
 """
 
 from __future__ import annotations
@@ -31,18 +31,17 @@ VENV = PROJECT_ROOT / ".cache" / "vllm-venv"
 STAMP = VENV / ".installed-stamp"
 
 
-def cpu_dtype(flags: set[str] | None = None) -> str:
-    """The dtype vLLM's CPU engine should compute in here: bfloat16 where the CPU has native bf16
-    (AVX512-BF16 or AMX), else float32. On an AVX2-only CPU (AMD EPYC, 2026-12-07) bfloat16 gave
-    26.6 tok/s with eight streams against 75.2 in float32 (one stream: 16.4 against 16.9).
-    `flags`: the CPU's feature flags (default: read from /proc/cpuinfo; none readable: float32)."""
-    if flags is None:
-        try:
-            text = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            text = ""
-        flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
-    return "bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+def cpu_dtype(native_bf16: bool | None = None) -> str:
+    """The dtype vLLM's CPU engine should compute in here: bfloat16 where the CPU has native bf16,
+    else float32. On an AVX2-only CPU (AMD EPYC, 2026-12-07) bfloat16 gave 26.6 tok/s with eight
+    streams against 75.2 in float32 (one stream: 16.4 against 16.9). `native_bf16` defaults to
+    bitsandbytes' AVX512-BF16 check, the one tests/trainer/test_gradients.py uses (CPUs with AMX
+    have AVX512-BF16 too)."""
+    if native_bf16 is None:
+        from bitsandbytes.functional import has_avx512bf16
+
+        native_bf16 = has_avx512bf16()
+    return "bfloat16" if native_bf16 else "float32"
 
 
 class VLLMUnavailable(RuntimeError):
