@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from core.generate import reply_text
 from core import registry
 
@@ -158,3 +160,49 @@ def test_rows_joining_and_leaving_at_different_steps_decode_as_they_would_alone(
     prompts.append(follow)
     budgets.append(10)
     assert dict(again)["next"].text == alone(len(prompts) - 1)
+
+
+def test_generate_with_a_row_limit_runs_at_most_that_many_and_gives_each_prompt_its_lone_reply(monkeypatch):
+    """generate(max_rows=k), as the evaluation uses it: the prompts beyond k wait and join as rows
+    end (one ends at its first token, others after 4 to 20 steps), never more than k rows run
+    at once, and every reply is the one its prompt gets generated alone. A tiny random Llama
+    whose end-of-turn token (5) this seed makes rows emit at different steps."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    import core.generate as generation
+    from core.decoding import Decoding
+
+    class Tokens:
+        eos_token_id = pad_token_id = 5
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [int(t) for t in text.split()]}
+
+        def decode(self, ids, skip_special_tokens=True):
+            return " ".join(map(str, ids))
+
+    largest = []
+
+    class Watched(generation.BatchDecoder):
+        def step(self):
+            largest.append(len(self.rows))
+            return super().step()
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=0, pad_token_id=0)
+    model = LlamaForCausalLM(config).eval()
+    card = list(range(10, 30))
+    gen = torch.Generator().manual_seed(1)
+    prompts = [" ".join(map(str, card + torch.randint(2, 96, (n,), generator=gen).tolist())) for n in (3, 17, 8, 30, 5, 12, 9)]
+    greedy = Decoding(repetition_penalty=1.3)
+
+    alone = [generation.generate(model, Tokens(), [p], 24, greedy)[0] for p in prompts]
+    assert sorted(g.new_tokens for g in alone) == [1, 4, 6, 8, 12, 19, 20] and all(g.ended for g in alone)
+    monkeypatch.setattr(generation, "BatchDecoder", Watched)
+    limited = generation.generate(model, Tokens(), prompts, 24, greedy, max_rows=2)
+    assert limited == alone
+    assert max(largest) == 2 and len(largest) < sum(g.new_tokens for g in alone)  # two at a time, not one by one
+    with pytest.raises(ValueError, match="max_rows must be at least 1"):
+        generation.generate(model, Tokens(), prompts, 24, greedy, max_rows=0)

@@ -26,7 +26,7 @@ from trainer.evaluation.style import StyleScorer
 @dataclass(frozen=True)
 class EvalSettings:
     max_new_tokens: int = 96  # longest reply generated per prompt
-    batch_size: int = 8  # prompts generated together
+    batch_size: int = 16  # replies generated at once at most (rows join as others end)
     seed: int = 0
     turn_style_min: float = 0.3  # a multi-turn turn passes with this style margin, no failure, expected words
     gate_decoding: Literal["serving", "greedy"] = "serving"  # the decoding whose metrics the gate compares
@@ -50,10 +50,7 @@ def answered_right(reply: str, answers: tuple[str, ...]) -> bool:
 
 
 def _generate_all(model, tokenizer, prompts: list[str], settings: EvalSettings, decoding: Decoding) -> list[Generation]:
-    out = []
-    for start in range(0, len(prompts), settings.batch_size):
-        out += generate(model, tokenizer, prompts[start:start + settings.batch_size], settings.max_new_tokens, decoding)
-    return out
+    return generate(model, tokenizer, prompts, settings.max_new_tokens, decoding, max_rows=settings.batch_size)
 
 
 def decodings(settings: EvalSettings, serving: Decoding | None = None) -> dict[str, Decoding]:
@@ -119,13 +116,19 @@ def generated_metrics(model, tokenizer, card: PersonaCard, prompt_format: Prompt
     def generate_all(prompts):
         return _generate_all(model, tokenizer, prompts, settings, decoding)
 
-    raw = generate_all([prompt(i.context) for i in heldout.persona])
+    # Every prompt that depends on no generated reply goes in one stream: the persona prompts,
+    # the questions and each script's first turn (later turns need the reply before them).
+    first_turns = [[Turn(s.turns[0].say)] for s in heldout.scripts if s.turns]
+    independent = [i.context for i in heldout.persona] + [[Turn(q.question)] for q in heldout.qa] + first_turns
+    generated_first = generate_all([prompt(turns) for turns in independent])
+    raw = generated_first[:len(heldout.persona)]
+    qa_raw = generated_first[len(heldout.persona):len(heldout.persona) + len(heldout.qa)]
+    first_replies = iter(generated_first[len(heldout.persona) + len(heldout.qa):])
     persona = score_replies(raw, [i.reference for i in heldout.persona], card, scorer, heldout.assistant_lines)
     for item, row in zip(heldout.persona, persona):
         row["prompt"] = transcript(card, item.context)
         row["reference"] = item.reference
 
-    qa_raw = generate_all([prompt([Turn(q.question)]) for q in heldout.qa])
     qa = [{"question": q.question, "reply": reply_text(g.text, card), "correct": answered_right(reply_text(g.text, card), q.answers)}
           for q, g in zip(heldout.qa, qa_raw)]
 
@@ -135,7 +138,7 @@ def generated_metrics(model, tokenizer, card: PersonaCard, prompt_format: Prompt
         active = [i for i, s in enumerate(heldout.scripts) if step < len(s.turns)]
         for i in active:
             histories[i].append(Turn(heldout.scripts[i].turns[step].say))
-        generated = generate_all([prompt(histories[i]) for i in active])
+        generated = [next(first_replies) for _ in active] if step == 0 else generate_all([prompt(histories[i]) for i in active])
         rows = score_replies(generated, [heldout.scripts[i].turns[step].reference for i in active], card, scorer,
                              heldout.assistant_lines)
         for i, row in zip(active, rows):
