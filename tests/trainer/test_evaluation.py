@@ -133,6 +133,54 @@ def test_adapter_against_base_report_and_determinism(trained_adapter, tmp_path):
     assert a["failure_rate"] <= b["failure_rate"]
 
 
+def test_every_reply_is_scored_against_its_own_prompt_and_independent_prompts_share_one_stream(
+        monkeypatch, persona, heldout, tokenizer):
+    """The evaluation generates the persona prompts, the questions and each script's first turn in
+    one stream (rows join as others end: a CPU step costs the same for one row as for sixteen),
+    then each later turn; every reply must still land on the prompt that produced it. A stand-in
+    for the model answers each prompt with a digest of it."""
+    import hashlib
+
+    import trainer.evaluation.evaluate as evaluation
+    from core.decoding import GREEDY
+    from core.generate import Generation
+    from core.prompt import Turn, generation_prompt
+
+    def answer(prompt: str) -> str:
+        return "Heard " + hashlib.sha256(prompt.encode()).hexdigest()[:12] + "!"
+
+    streams = []
+
+    def stand_in(model, tokenizer_, prompts, max_new_tokens, decoding, max_rows=None):
+        streams.append((len(prompts), max_rows))
+        return [Generation(answer(p), 4, True) for p in prompts]
+
+    class Unscored:
+        def similarity(self, replies, references):
+            return [0.0] * len(replies)
+
+        assistant_likeness = similarity
+
+    monkeypatch.setattr(evaluation, "generate", stand_in)
+    held = heldout.limited(3)
+    assert held.scripts and all(len(s.turns) == 3 for s in held.scripts)
+    metrics = evaluation.generated_metrics(None, tokenizer, persona, "chat", held, Unscored(), EvalSettings(), GREEDY)
+
+    def prompt(turns):
+        return generation_prompt(tokenizer, persona, turns)
+
+    assert [row["reply"] for row in metrics["persona"]] == [answer(prompt(i.context)) for i in held.persona]
+    assert [row["reply"] for row in metrics["qa"]] == [answer(prompt([Turn(q.question)])) for q in held.qa]
+    for script, scored in zip(held.scripts, metrics["scripts"]):
+        history = []
+        for turn, row in zip(script.turns, scored["turns"], strict=True):
+            history.append(Turn(turn.say))
+            assert row["reply"] == answer(prompt(history)), (script.name, turn.say)
+            history.append(Turn(row["reply"], by_persona=True))
+    # One stream for everything that needs no earlier reply, then one per later turn.
+    assert streams == [(len(held.persona) + len(held.qa) + len(held.scripts), 16), (len(held.scripts), 16), (len(held.scripts), 16)]
+
+
 def test_evaluation_measures_the_serving_decoding_with_fixed_seeds_beside_greedy():
     """The gate measures what users see: config/bot.yaml's sampled decoding with seeds fixed by
     config/eval.yaml, and greedy beside it; eval.yaml can make the gate read greedy instead."""
