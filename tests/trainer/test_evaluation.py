@@ -178,7 +178,7 @@ def test_every_reply_is_scored_against_its_own_prompt_and_independent_prompts_sh
             assert row["reply"] == answer(prompt(history)), (script.name, turn.say)
             history.append(Turn(row["reply"], by_persona=True))
     # One stream for everything that needs no earlier reply, then one per later turn.
-    assert streams == [(len(held.persona) + len(held.qa) + len(held.scripts), 16), (len(held.scripts), 16), (len(held.scripts), 16)]
+    assert streams == [(len(held.persona) + len(held.qa) + len(held.scripts), 64), (len(held.scripts), 64), (len(held.scripts), 64)]
 
 
 def test_evaluation_measures_the_serving_decoding_with_fixed_seeds_beside_greedy():
@@ -198,3 +198,7 @@ def test_evaluation_measures_the_serving_decoding_with_fixed_seeds_beside_greedy
     assert list(decodings(replace(settings, gate_decoding="greedy", also_report=False))) == ["greedy"]
     with pytest.raises(UserError, match="gate_decoding: 'beam' is not one of"):
         load_eval_settings(overrides=["gate_decoding=beam"])
+    for key, value, message in (("batch_size", "0", "must be at least 1, got 0"), ("batch_size", "-3", "must be at least 1, got -3"),
+                                ("max_new_tokens", "0", "must be at least 1, got 0")):
+        with pytest.raises(UserError, match=f"eval.yaml: {key}: {message}"):
+            load_eval_settings(overrides=[f"{key}={value}"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
+from typing import ClassVar, Literal
 
 from core.decoding import Decoding
 
@@ -26,12 +26,15 @@ from trainer.evaluation.style import StyleScorer
 @dataclass(frozen=True)
 class EvalSettings:
     max_new_tokens: int = 96  # longest reply generated per prompt
-    batch_size: int = 16  # replies generated at once at most (rows join as others end)
+    batch_size: int = 64  # replies generated at once at most (rows join as others end); see config/eval.yaml
     seed: int = 0
     turn_style_min: float = 0.3  # a multi-turn turn passes with this style margin, no failure, expected words
     gate_decoding: Literal["serving", "greedy"] = "serving"  # the decoding whose metrics the gate compares
     also_report: bool = True  # evaluate the other decoding too and report it beside (doubles generation time)
     gate: GateSettings = field(default_factory=GateSettings)
+
+    # batch_size 0 or below generated nothing (or crashed) deep in the evaluation: a clear error instead.
+    RANGES: ClassVar[dict] = {"max_new_tokens": (1, 4096), "batch_size": (1, None)}
 
 
 ANSWER_SENTENCES = 2
