@@ -13,7 +13,8 @@ adapter on: one stream (one channel, one message after another) and eight channe
 To compare like with like, every request the bot sent in its measured pass is replayed raw to the
 engine (same prompts, same decoding settings, same concurrency), so the ratio is the bot's own
 cost (database, context window, rendering, HTTP client). The engine alone gets as many streams at
-once as the bot may have in flight (llama-server: its slots). Order: a warm-up pass through the bot
+once as the bot has channels, at most as many in flight as the bot may have (llama-server: its
+slots), and a latency includes the wait for a free slot on both sides. Order: a warm-up pass through the bot
 (it also fills the engine's prefix cache), the engine alone, then the bot again, each in fresh
 channels with the same messages. With --no-local it skips the in-process worker on the same
 adapter and messages (the default backend) for comparison.
@@ -89,19 +90,25 @@ async def through_bot(worker, card, channels: int, rounds: int, first_channel: i
     return {"tokens": tokens, "seconds": elapsed, "p50": statistics.median(latencies)}
 
 
-async def engine_alone(url: str, bodies: list[dict], channels: int) -> dict:
-    """The same request bodies sent straight to the engine, `channels` streams at once."""
+async def engine_alone(url: str, bodies: list[dict], channels: int, in_flight: int) -> dict:
+    """The same request bodies sent straight to the engine: `channels` sources at once, each sending
+    its channel's requests one after another, at most `in_flight` of them at the engine (as the
+    bot's client allows). A request's latency runs from the moment its source is ready to send it,
+    the wait for a free slot included, as a bot user's does: with 8 channels and 4 llama-server
+    slots, half the messages wait for a reply to finish before theirs starts, on both sides."""
     import aiohttp
 
     tokens, latencies = 0, []
     streams = [bodies[c::channels] for c in range(channels)]
+    slots = asyncio.Semaphore(in_flight)
 
     async def stream(session, own):
         nonlocal tokens
         for body in own:
             started = time.perf_counter()
-            async with session.post(url + "/v1/completions", json=body) as response:
-                answer = await response.json()
+            async with slots:
+                async with session.post(url + "/v1/completions", json=body) as response:
+                    answer = await response.json()
             tokens += answer["usage"]["completion_tokens"]
             latencies.append(time.perf_counter() - started)
 
@@ -220,9 +227,9 @@ async def measure_engine(args, info, card, decoding, engine_name: str, scratch: 
             channel += 100
             if not bodies:
                 raise SystemExit("the bot sent the engine no completion request")
-            # As many streams as the bot may have in flight (llama-server: its slots), so neither
-            # side waits in a queue the other does not.
-            alone = await engine_alone(url, bodies, min(channels, engine.settings.max_in_flight))
+            # As many sources as channels, and as many requests in flight as the bot may have
+            # (llama-server: its slots), so both sides wait in the same queue and their p50s compare.
+            alone = await engine_alone(url, bodies, channels, min(channels, engine.settings.max_in_flight))
             bot_again = await through_bot(engine, card, channels, args.rounds, channel)
             channel += 100
             # The two bot passes bracket the engine's: their mean cancels a drift of the machine's load.

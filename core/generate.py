@@ -556,8 +556,8 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int | None = 
              max_rows: int | None = None) -> list[Generation]:
     """Every prompt's reply, generated together (continuous batching: a row leaves when it ends).
     At most `max_rows` rows run at once (None: all of them); the other prompts wait in order and
-    join as rows end, so a slot never idles behind a long reply (on a CPU each step costs about
-    the same for one row as for sixteen: the weights are read, or dequantized, once per step).
+    join as rows end, so a slot never idles behind a long reply (a step costs far less than one
+    per row: the weights are read, or dequantized, once per step).
     The prefix the prompts share (the persona card) is prefilled once. When `decoding` samples,
     each prompt's seed derives from decoding.seed and the prompt (see Decoding.seed_for)."""
     if max_rows is not None and max_rows < 1:

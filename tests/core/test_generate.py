@@ -203,6 +203,9 @@ def test_generate_with_a_row_limit_runs_at_most_that_many_and_gives_each_prompt_
     monkeypatch.setattr(generation, "BatchDecoder", Watched)
     limited = generation.generate(model, Tokens(), prompts, 24, greedy, max_rows=2)
     assert limited == alone
-    assert max(largest) == 2 and len(largest) < sum(g.new_tokens for g in alone)  # two at a time, not one by one
+    # Each row's first token comes from its prefill, the rest from steps: two rows at a time take
+    # fewer steps than one at a time would (the sum of new_tokens - 1).
+    one_at_a_time = sum(g.new_tokens - 1 for g in alone)
+    assert max(largest) == 2 and sum(largest) == one_at_a_time and len(largest) < one_at_a_time
     with pytest.raises(ValueError, match="max_rows must be at least 1"):
         generation.generate(model, Tokens(), prompts, 24, greedy, max_rows=0)

@@ -136,7 +136,7 @@ def test_adapter_against_base_report_and_determinism(trained_adapter, tmp_path):
 def test_every_reply_is_scored_against_its_own_prompt_and_independent_prompts_share_one_stream(
         monkeypatch, persona, heldout, tokenizer):
     """The evaluation generates the persona prompts, the questions and each script's first turn in
-    one stream (rows join as others end: a CPU step costs the same for one row as for sixteen),
+    one stream (rows join as others end: a step costs far less than one per row),
     then each later turn; every reply must still land on the prompt that produced it. A stand-in
     for the model answers each prompt with a digest of it."""
     import hashlib
