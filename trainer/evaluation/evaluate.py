@@ -126,7 +126,7 @@ def generated_metrics(model, tokenizer, card: PersonaCard, prompt_format: Prompt
     generated_first = generate_all([prompt(turns) for turns in independent])
     raw = generated_first[:len(heldout.persona)]
     qa_raw = generated_first[len(heldout.persona):len(heldout.persona) + len(heldout.qa)]
-    first_replies = iter(generated_first[len(heldout.persona) + len(heldout.qa):])
+    first_replies = generated_first[len(heldout.persona) + len(heldout.qa):]  # step 0's active scripts, in order
     persona = score_replies(raw, [i.reference for i in heldout.persona], card, scorer, heldout.assistant_lines)
     for item, row in zip(heldout.persona, persona):
         row["prompt"] = transcript(card, item.context)
@@ -141,7 +141,7 @@ def generated_metrics(model, tokenizer, card: PersonaCard, prompt_format: Prompt
         active = [i for i, s in enumerate(heldout.scripts) if step < len(s.turns)]
         for i in active:
             histories[i].append(Turn(heldout.scripts[i].turns[step].say))
-        generated = [next(first_replies) for _ in active] if step == 0 else generate_all([prompt(histories[i]) for i in active])
+        generated = first_replies if step == 0 else generate_all([prompt(histories[i]) for i in active])
         rows = score_replies(generated, [heldout.scripts[i].turns[step].reference for i in active], card, scorer,
                              heldout.assistant_lines)
         for i, row in zip(active, rows):
