@@ -459,7 +459,7 @@ class BatchDecoder:
         logits = logits.float()
         chosen = [0] * len(rows)
         for decoding, indices in _by_decoding(rows).items():
-            scores = rows[indices[0]].processors(_padded_ids(rows, indices, logits.device), logits[indices])
+            scores = rows[indices[0]].processors(_padded_ids(rows, indices, logits.device, logits.shape[-1]), logits[indices])
             if not decoding.sampling:
                 for i, token in zip(indices, torch.argmax(scores, dim=-1).tolist()):
                     chosen[i] = token
@@ -530,14 +530,17 @@ def _by_decoding(rows: list[_Row]) -> dict[Decoding, list[int]]:
     return groups
 
 
-def _padded_ids(rows: list[_Row], indices: list[int], device):
-    """The rows' tokens as one [rows, longest] tensor for the processors. A shorter row is padded
-    on the left with its own first token: the repetition penalty works on the set of tokens a row
-    holds, so repeating one it already holds changes nothing (the other processors ignore ids)."""
+def _padded_ids(rows: list[_Row], indices: list[int], device, vocab_size: int):
+    """The ids each row's repetition penalty counts (its reply's alone in the reply scope, its
+    prompt's too in the context scope: Decoding.penalty_ignores) as one [rows, longest] tensor
+    for the processors. Shorter rows are padded on the left with `vocab_size`, an id no token has:
+    transformers' penalty drops ids past the vocabulary, so padding penalises nothing, and a row
+    with no reply yet is penalised nowhere (the other processors ignore ids)."""
     import torch
 
-    longest = max(len(rows[i].ids) for i in indices)
-    return torch.tensor([[rows[i].ids[0]] * (longest - len(rows[i].ids)) + rows[i].ids for i in indices], device=device)
+    counted = [rows[i].ids[rows[i].request.decoding.penalty_ignores(rows[i].prompt_len):] for i in indices]
+    longest = max(1, max(len(ids) for ids in counted))
+    return torch.tensor([[vocab_size] * (longest - len(ids)) + ids for ids in counted], device=device)
 
 
 def shared_prefix_len(sequences: list[list[int]]) -> int:

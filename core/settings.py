@@ -4,7 +4,7 @@ service. Secrets come from the environment or .env only."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -124,6 +124,16 @@ class BotSettings:
     chat: ChatSettings = field(default_factory=ChatSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
+
+    @property
+    def served_decoding(self) -> Decoding:
+        """The decoding as the configured backend applies it: what users see, so the bot and the
+        gate use this. vLLM and llama-server count the whole context for the repetition penalty
+        (they have no reply-only penalty), so with them the scope is context, whatever
+        `decoding.repetition_scope` says (the bot warns at start)."""
+        if self.backend != "local" and self.decoding.repetition_scope != "context":
+            return replace(self.decoding, repetition_scope="context")
+        return self.decoding
 
 
 def load_settings(path: Path | None = None) -> BotSettings:

@@ -61,25 +61,28 @@ async def start_runtime(settings: BotSettings, adapter: Path | None, database_ur
     db_engine = make_engine(database_url)
     history = History(sessions(db_engine))
     card = load_card(project_path(settings.card))
-    e = settings.engine
+    e, decoding = settings.engine, settings.served_decoding
+    if decoding != settings.decoding:
+        log.warning("decoding.repetition_scope: reply is the local backend's; %s counts the whole context for the "
+                    "repetition penalty, so replies (and the gate) use context", settings.backend)
     if settings.backend == "openai":
         from bot.service.engine_client import OpenAIEngine, remote_served
 
         served = await asyncio.to_thread(remote_served, adapter, settings.model)  # the tokenizer only: no weights here
-        worker = OpenAIEngine(settings.openai, served, decoding=settings.decoding, max_queue=e.max_queue)
+        worker = OpenAIEngine(settings.openai, served, decoding=decoding, max_queue=e.max_queue)
     elif settings.backend == "llama-server":
         from bot.service.engine_client import remote_served
         from bot.service.llama_server_engine import LlamaServerEngine
 
         served = await asyncio.to_thread(remote_served, adapter, settings.model)  # the tokenizer only: no weights here
-        worker = LlamaServerEngine(settings.llama_server, served, decoding=settings.decoding, max_queue=e.max_queue)
+        worker = LlamaServerEngine(settings.llama_server, served, decoding=decoding, max_queue=e.max_queue)
         await asyncio.to_thread(worker.start)  # the process for the adapter in service, healthy
     else:
         # A passing thread, not asyncio's executor: a thread that lives on after running torch slows
         # the worker's decoding (core/passing_thread.py).
         served = await in_passing_thread(load_served, adapter, base=settings.model, quantization=settings.quantization)
         worker = ModelWorker(served, max_batch=e.max_batch, max_wait_s=e.max_wait_s, max_queue=e.max_queue,
-                             decoding=settings.decoding, history_cache_tokens=e.history_cache_tokens).start()
+                             decoding=decoding, history_cache_tokens=e.history_cache_tokens).start()
     pipeline = ChatPipeline(history, worker, card, settings=settings.chat)
     log.info("serving %s with adapter %s through the %s", served.base, served.version or "none (base model)", worker.describe())
     return Runtime(pipeline, worker, history, db_engine)

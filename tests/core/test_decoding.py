@@ -25,6 +25,23 @@ def test_bot_yaml_decoding_is_read_checked_and_unknown_keys_refused(tmp_path):
     bad.write_text("decoding:\n  max_new_tokens: 0\n")
     with pytest.raises(UserError, match="decoding.max_new_tokens: must be between 1 and 4096"):
         load_settings(bad)
+    bad.write_text("decoding:\n  repetition_scope: prompt\n")
+    with pytest.raises(UserError, match="decoding.repetition_scope: .*'prompt'"):
+        load_settings(bad)
+
+
+def test_the_penalty_counts_the_reply_alone_where_the_backend_can_and_the_whole_context_where_it_cannot(tmp_path):
+    """The shipped scope is the reply (the card's and the user's words stay free to use); vLLM and
+    llama-server can only count the whole context, so with them the decoding users get, and the
+    gate measures, is the context scope."""
+    shipped = load_settings()
+    assert shipped.decoding.repetition_scope == "reply" and shipped.served_decoding == shipped.decoding
+    assert shipped.decoding.penalty_ignores(120) == 120 and replace(shipped.decoding, repetition_scope="context").penalty_ignores(120) == 0
+    for backend in ("openai", "llama-server"):
+        config = tmp_path / f"{backend}.yaml"
+        config.write_text(f"backend: {backend}\n")
+        remote = load_settings(config)
+        assert remote.served_decoding == replace(remote.decoding, repetition_scope="context")
 
 
 def test_request_seeds_are_fresh_or_derived_from_the_configured_seed():
@@ -84,7 +101,7 @@ def test_greedy_with_the_cached_card_is_token_identical_to_generate_alone(served
         with torch.inference_mode():
             out = served.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=24,
                                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                                        **greedy.generate_kwargs())
+                                        **greedy.generate_kwargs(ids.shape[1]))
         expected.append(out[0, ids.shape[1]:].tolist())
 
     prefix = card_prefix(tokenizer, persona)

@@ -60,13 +60,17 @@ def test_a_batch_is_padded_while_other_threads_tokenize(tokenizer):
     assert failures == []
 
 
-def test_rows_chosen_together_get_the_tokens_their_own_processors_give_alone():
+@pytest.mark.parametrize("scope", ["reply", "context"])
+def test_rows_chosen_together_get_the_tokens_their_own_processors_give_alone(scope):
     """The decoder runs each decoding group's processors once over a padded batch; every row must
     still get what its settings give it alone: the repetition penalty over its own tokens only
-    (rows of different lengths, so the padding is exercised), its own seed's draw."""
+    (its reply's in the reply scope, its prompt's too in the context scope; rows of different
+    lengths, so the padding is exercised), its own seed's draw. The reference is transformers'
+    own penalty with `prompt_ignore_length`, on the row's whole sequence."""
     from types import SimpleNamespace
 
     import torch
+    from transformers import RepetitionPenaltyLogitsProcessor
 
     from core.decoding import Decoding
     from core.generate import BatchDecoder, RowRequest
@@ -78,29 +82,46 @@ def test_rows_chosen_together_get_the_tokens_their_own_processors_give_alone():
             return " ".join(map(str, ids))
 
     vocab, generator = 64, torch.Generator().manual_seed(0)
-    greedy, sampled = Decoding(repetition_penalty=1.8), Decoding(temperature=0.9, top_p=0.9, min_p=0.05)
-    prompts = [[5, 6, 7], list(range(1, 40)), [9] * 3 + [11, 12], [3], [30, 31, 32, 33] * 4]
-    decodings = [sampled, greedy, greedy, sampled, greedy]
+    greedy = Decoding(repetition_penalty=1.8, repetition_scope=scope)
+    sampled = Decoding(temperature=0.9, top_p=0.9, min_p=0.05, repetition_scope=scope)
+    # Each row: its prompt, then the reply tokens chosen so far (none for the fourth).
+    rows_ids = [([5, 6], [7]), (list(range(1, 30)), list(range(30, 40))), ([9] * 3, [11, 12]), ([3], []),
+                ([30, 31], [32, 33] + [30, 31, 32, 33] * 3), ([40, 41, 42], [43])]
+    decodings = [sampled, greedy, greedy, sampled, greedy, greedy]
+    held = {"prompt": [], "reply": []}  # whose token each favourite was
     for trial in range(40):
-        # Each row's last token is its likeliest (2.5) but held, so the penalty (1.8) drops it below
-        # an outsider (2.0): a token another row holds, or the end-of-turn. Padding a row with a
-        # token it does not hold would penalise that outsider and flip the choice back.
-        logits = torch.randn(len(prompts), vocab, generator=generator) * 0.3
-        for i, ids in enumerate(prompts):
-            outsiders = sorted(({0} | {t for other in prompts for t in other}) - set(ids))
-            logits[i, ids[-1]], logits[i, outsiders[trial % len(outsiders)]] = 2.5, 2.0
+        # Each row's likeliest token (2.5) is one it holds (the last, or for the last row the
+        # first of its prompt), so where the penalty (1.8) counts it, it drops below an outsider
+        # (2.0): a token another row holds, or the end-of-turn. Padding that penalised a token
+        # would flip a choice.
+        logits = torch.randn(len(rows_ids), vocab, generator=generator) * 0.3
+        for i, (prompt, reply) in enumerate(rows_ids):
+            ids = prompt + reply
+            outsiders = sorted(({0} | {t for p, r in rows_ids for t in p + r}) - set(ids))
+            favourite = ids[0] if i == len(rows_ids) - 1 else ids[-1]
+            logits[i, favourite], logits[i, outsiders[trial % len(outsiders)]] = 2.5, 2.0
+            held["reply" if favourite in reply else "prompt"].append(favourite)
         decoder = BatchDecoder(SimpleNamespace(device=torch.device("cpu")), Tokens())
-        rows = [decoder._new_row(RowRequest(i, ids, 99, d, seed=100 * trial + i))
-                for i, (ids, d) in enumerate(zip(prompts, decodings))]
+        rows = [decoder._new_row(RowRequest(i, prompt, 99, d, seed=100 * trial + i))
+                for i, ((prompt, _), d) in enumerate(zip(rows_ids, decodings))]
+        for row, (_, reply) in zip(rows, rows_ids):
+            row.ids += reply  # as if decoded so far
         decoder._choose_all(rows, logits.clone())
-        for i, (ids, d) in enumerate(zip(prompts, decodings)):
-            scores = d.logits_processors()(torch.tensor([ids]), logits[i:i + 1].clone())
+        for i, ((prompt, reply), d) in enumerate(zip(rows_ids, decodings)):
+            reference = d.logits_processors()
+            ignored = len(prompt) if scope == "reply" else 0
+            reference[0] = RepetitionPenaltyLogitsProcessor(d.repetition_penalty, prompt_ignore_length=ignored)
+            scores = reference(torch.tensor([prompt + reply]), logits[i:i + 1].clone())
             if d.sampling:
                 draw = torch.Generator().manual_seed(100 * trial + i)
                 expected = int(torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=draw))
             else:
                 expected = int(scores.argmax())
             assert rows[i].ids[-1] == expected, (trial, i)
+            if not d.sampling and i == len(rows_ids) - 1:
+                # the prompt's own token: free to say again in the reply scope, not in the context scope
+                assert (expected == prompt[0]) == (scope == "reply"), (trial, expected)
+    assert held["prompt"] and held["reply"]
 
 
 def test_rows_joining_and_leaving_at_different_steps_decode_as_they_would_alone():
@@ -196,7 +217,7 @@ def test_generate_with_a_row_limit_runs_at_most_that_many_and_gives_each_prompt_
     card = list(range(10, 30))
     gen = torch.Generator().manual_seed(1)
     prompts = [" ".join(map(str, card + torch.randint(2, 96, (n,), generator=gen).tolist())) for n in (3, 17, 8, 30, 5, 12, 9)]
-    greedy = Decoding(repetition_penalty=1.3)
+    greedy = Decoding(repetition_penalty=1.3, repetition_scope="context")  # the lengths below are this seed's with it
 
     alone = [generation.generate(model, Tokens(), [p], 24, greedy)[0] for p in prompts]
     assert sorted(g.new_tokens for g in alone) == [1, 4, 6, 8, 12, 19, 20] and all(g.ended for g in alone)

@@ -184,9 +184,10 @@ def test_every_reply_is_scored_against_its_own_prompt_and_independent_prompts_sh
     assert streams == [(len(held.persona) + len(held.qa) + len(held.scripts), 64), (len(held.scripts), 64), (len(held.scripts), 64)]
 
 
-def test_evaluation_measures_the_serving_decoding_with_fixed_seeds_beside_greedy():
+def test_evaluation_measures_the_serving_decoding_with_fixed_seeds_beside_greedy(monkeypatch, tmp_path):
     """The gate measures what users see: config/bot.yaml's sampled decoding with seeds fixed by
-    config/eval.yaml, and greedy beside it; eval.yaml can make the gate read greedy instead."""
+    config/eval.yaml, and greedy beside it; eval.yaml can make the gate read greedy instead. With
+    an engine backend the repetition penalty counts the whole context there, and so here."""
     from dataclasses import replace
 
     from trainer.evaluation.compare import load_eval_settings
@@ -199,6 +200,11 @@ def test_evaluation_measures_the_serving_decoding_with_fixed_seeds_beside_greedy
     assert chosen["serving"].seed_for("Hi!") == decodings(settings)["serving"].seed_for("Hi!")  # fixed, run after run
     assert not chosen["greedy"].sampling and chosen["greedy"].repetition_penalty == chosen["serving"].repetition_penalty
     assert list(decodings(replace(settings, gate_decoding="greedy", also_report=False))) == ["greedy"]
+    assert {d.repetition_scope for d in chosen.values()} == {"reply"}  # the local backend's, as shipped
+    engine_config = tmp_path / "bot.yaml"
+    engine_config.write_text("backend: llama-server\n")
+    monkeypatch.setattr("core.settings.DEFAULT_CONFIG", engine_config)
+    assert {d.repetition_scope for d in decodings(settings).values()} == {"context"}
     with pytest.raises(UserError, match="gate_decoding: 'beam' is not one of"):
         load_eval_settings(overrides=["gate_decoding=beam"])
     for key, value, message in (("batch_size", "0", "must be at least 1, got 0"), ("batch_size", "-3", "must be at least 1, got -3"),

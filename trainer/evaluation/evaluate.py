@@ -63,7 +63,7 @@ def decodings(settings: EvalSettings, serving: Decoding | None = None) -> dict[s
     if serving is None:
         from core.settings import load_settings
 
-        serving = load_settings().decoding
+        serving = load_settings().served_decoding  # as the configured backend applies it
     serving = replace(serving, seed=settings.seed, max_new_tokens=settings.max_new_tokens)
     both = {"serving": serving, "greedy": replace(serving, temperature=0.0, seed=None)}
     order = [settings.gate_decoding] + ([n for n in both if n != settings.gate_decoding] if settings.also_report else [])

@@ -100,7 +100,8 @@ def decoding_rows(a: dict, b: dict) -> list[str]:
 
 def describe(decoding: dict) -> str:
     return (f"temperature {decoding['temperature']}, top-p {decoding['top_p']}, min-p {decoding['min_p']}, "
-            f"repetition penalty {decoding['repetition_penalty']}, seed {decoding['seed']} (per prompt)")
+            f"repetition penalty {decoding['repetition_penalty']} over the {decoding.get('repetition_scope', 'context')}, "
+            f"seed {decoding['seed']} (per prompt)")
 
 
 def write_report(a: dict, b: dict, out: Path, decision: GateDecision | None = None) -> Path:

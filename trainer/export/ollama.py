@@ -113,8 +113,8 @@ def modelfile(*, source: str, adapter: str | None, template: str, card: PersonaC
     lines.append(f"TEMPLATE {_quoted(template, 'the chat template')}")
     lines.append(f"SYSTEM {_quoted(system_prompt(card), f'{card.path}: the persona card')}")
     lines.append(f"PARAMETER stop {stop!r}".replace("'", '"') if '"' not in stop else f"PARAMETER stop {stop}")
-    # Greedy with a mild repetition penalty over the whole context, as the bot decodes
-    # (core/generate.py: repeat_last_n -1 is the whole context, like transformers' penalty).
+    # The bot's decoding, with the repetition penalty over the whole context (repeat_last_n -1):
+    # ollama, on llama.cpp, has no reply-only penalty (core/decoding.py: repetition_scope).
     lines += [f"PARAMETER temperature {decoding.temperature:g}", f"PARAMETER top_p {decoding.top_p:g}",
               f"PARAMETER min_p {decoding.min_p:g}", f"PARAMETER repeat_penalty {decoding.repetition_penalty}",
               "PARAMETER repeat_last_n -1", f"PARAMETER num_predict {decoding.max_new_tokens}"]
