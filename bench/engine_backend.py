@@ -166,6 +166,8 @@ async def started_llama_server(info, decoding, scratch: Path):
 
 
 async def main_async(args) -> None:
+    from dataclasses import replace
+
     from core.decoding import Decoding
     from core.paths import DEFAULT_CARD
     from core.persona import load_card
@@ -191,7 +193,8 @@ async def main_async(args) -> None:
         served = await in_passing_thread(load_served, info)
         for channels in (1, 8):
             label = "one stream" if channels == 1 else f"{channels} channels"
-            worker = ModelWorker(served, decoding=decoding).start()  # the same decoding the engine got
+            # the same decoding the engine got: its penalty counts the whole context
+            worker = ModelWorker(served, decoding=replace(decoding, repetition_scope="context")).start()
             await through_bot(worker, card, channels, args.rounds, 2000 + channels)  # warm-up, as the engine had
             results[f"bot, in-process worker {label}"] = await through_bot(worker, card, channels, args.rounds, 1000 + channels)
             await worker.close()

@@ -79,8 +79,9 @@ class StaticBatcher:
         encoded = tokenizer(prompts, add_special_tokens=False)
         batch = tokenizer.pad(encoded, padding=True, padding_side="left", return_tensors="pt")
         with torch.inference_mode():
-            out = model.generate(**batch, max_new_tokens=self.decoding.max_new_tokens, do_sample=False,
-                                 repetition_penalty=self.decoding.repetition_penalty,
+            # the worker's decoding (greedy, the penalty over the reply: the padded prompt width is ignored)
+            out = model.generate(**batch, max_new_tokens=self.decoding.max_new_tokens,
+                                 **self.decoding.generate_kwargs(batch["input_ids"].shape[1]),
                                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
         results = []
         for row in out[:, batch["input_ids"].shape[1]:].tolist():

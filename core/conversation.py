@@ -23,7 +23,7 @@ class LocalConversation:
 
         self.card = load_card(card_path)
         self.served = served
-        self.decoding = decoding  # the bot's (config/bot.yaml decoding:), so a try reads as users will see it
+        self.decoding = decoding  # the bot's (config/bot.yaml decoding:), as the local backend applies it
         self.turns = []
 
     @property

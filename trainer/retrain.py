@@ -209,7 +209,7 @@ def train_and_gate(settings, eval_settings, export, curated, staged, work, profi
         if settings.dpo.enabled:  # on top of what came before it; the same gate follows
             candidate = maybe_dpo(settings.dpo, candidate, export, registry, work, console) or candidate
             outcome.candidate = candidate
-        comparison = evaluate_candidate(candidate, current, eval_settings, settings, work / "eval", console)
+        comparison = evaluate_candidate(candidate, current, eval_settings, settings, work / "eval", console, bot_config)
         outcome.comparison = comparison
         passed = comparison.decision.passed
         outcome.reason = "; ".join(comparison.decision.reasons)
@@ -251,13 +251,17 @@ def train_candidate(settings: RetrainSettings, staged: Path, registry: Path, run
     return None if outcome.interrupted else outcome.adapter
 
 
-def evaluate_candidate(candidate: Path, current: Path | None, eval_settings, settings: RetrainSettings, out: Path, console):
+def evaluate_candidate(candidate: Path, current: Path | None, eval_settings, settings: RetrainSettings, out: Path, console,
+                       bot_config: Path = DEFAULT_BOT_CONFIG):
+    from core.settings import load_settings
     from trainer.evaluation.compare import compare, print_comparison
 
     against = str(current) if current is not None else "base"
     console.rule(f"Evaluating {candidate.name} against {current.name if current else 'the base model'}")
     heldout = project_path(settings.heldout) if settings.heldout else None
-    comparison = compare(str(candidate), against, heldout=heldout, settings=eval_settings, limit=settings.eval_limit, out=out)
+    serving = load_settings(bot_config).served_decoding  # what the bot that --bot-config runs serves
+    comparison = compare(str(candidate), against, heldout=heldout, settings=eval_settings, limit=settings.eval_limit, out=out,
+                         serving=serving)
     print_comparison(comparison, console)
     return comparison
 

@@ -64,7 +64,8 @@ async def start_runtime(settings: BotSettings, adapter: Path | None, database_ur
     e, decoding = settings.engine, settings.served_decoding
     if decoding != settings.decoding:
         log.warning("decoding.repetition_scope: reply is the local backend's; %s counts the whole context for the "
-                    "repetition penalty, so replies (and the gate) use context", settings.backend)
+                    "repetition penalty, so replies (and the gate) use context (set decoding.repetition_scope: context to "
+                    "silence this)", settings.backend)
     if settings.backend == "openai":
         from bot.service.engine_client import OpenAIEngine, remote_served
 

@@ -281,6 +281,7 @@ def test_the_bot_starts_its_llama_server_from_the_config_and_stops_it_at_the_end
         try:
             assert isinstance(runtime.worker, LlamaServerEngine) and runtime.worker.remote  # the training lock unloads nothing
             assert process.alive() and runtime.worker.describe().startswith(f"llama-server at {process.url} ")
+            assert runtime.worker.decoding.repetition_scope == "context"  # llama-server counts the whole context
         finally:
             await runtime.close()
         assert not process.alive()

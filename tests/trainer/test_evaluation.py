@@ -213,3 +213,25 @@ def test_evaluation_measures_the_serving_decoding_with_fixed_seeds_beside_greedy
                                 ("max_new_tokens", "0", "must be at least 1, got 0")):
         with pytest.raises(UserError, match=f"eval.yaml: {key}: {message}"):
             load_eval_settings(overrides=[f"{key}={value}"])
+
+
+def test_the_retraining_gate_evaluates_in_the_decoding_of_the_bot_it_serves(monkeypatch, tmp_path):
+    """`retrain --bot-config` names the bot the candidate will serve: the gate measures that bot's
+    decoding as its backend applies it (an engine counts the whole context), not config/bot.yaml's."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    import trainer.evaluation.compare as comparing
+    from trainer.retrain import RetrainSettings, evaluate_candidate
+
+    seen = []
+    monkeypatch.setattr(comparing, "compare", lambda adapter, against, **kw: seen.append(kw["serving"]))
+    monkeypatch.setattr(comparing, "print_comparison", lambda comparison, console: None)
+    engine_bot = tmp_path / "bot.yaml"
+    engine_bot.write_text("backend: openai\ndecoding:\n  temperature: 0.5\n")
+    for bot_config in (engine_bot, None):
+        extra = {"bot_config": bot_config} if bot_config else {}
+        evaluate_candidate(Path("v0002"), None, EvalSettings(), RetrainSettings(), tmp_path, Console(quiet=True), **extra)
+    assert (seen[0].temperature, seen[0].repetition_scope) == (0.5, "context")
+    assert (seen[1].temperature, seen[1].repetition_scope) == (0.8, "reply")  # config/bot.yaml, the local backend

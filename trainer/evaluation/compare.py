@@ -21,7 +21,7 @@ def load_eval_settings(path: Path = DEFAULT_EVAL_CONFIG, overrides: list[str] = 
     return build(EvalSettings, values_with_overrides(path, overrides, "max_new_tokens=64", required=False), str(path))
 
 
-def evaluate_side(which: str, base_of: str | None, card, heldout, scorer, settings: EvalSettings) -> dict:
+def evaluate_side(which: str, base_of: str | None, card, heldout, scorer, settings: EvalSettings, serving=None) -> dict:
     """Load one side (an adapter, or `base`: the bare base model of adapter `base_of`, as the
     bot serves it with no adapter), evaluate, free it."""
     from core.model_resolver import release_device_memory
@@ -36,7 +36,7 @@ def evaluate_side(which: str, base_of: str | None, card, heldout, scorer, settin
         served = load_served(find_adapter(which))
         label = served.version
     try:
-        return evaluate_model(label, served.model, served.tokenizer, card, served.prompt_format, heldout, scorer, settings)
+        return evaluate_model(label, served.model, served.tokenizer, card, served.prompt_format, heldout, scorer, settings, serving)
     finally:
         del served
         release_device_memory()
@@ -81,10 +81,12 @@ def heldout_for(adapter_path: Path, card, heldout: Path | None):
 
 
 def compare(adapter: str, against: str, *, card_path: Path | None = None, heldout: Path | None = None,
-            settings: EvalSettings | None = None, limit: int | None = None, out: Path | None = None) -> Comparison:
+            settings: EvalSettings | None = None, limit: int | None = None, out: Path | None = None,
+            serving=None) -> Comparison:
     """Evaluate `adapter` and `against` (another adapter, or "base") on the same held-out set (see
     heldout_for) with the character's card (default: the one `adapter` was trained with); the
-    gate's verdict on `adapter` replacing `against`; the report written."""
+    gate's verdict on `adapter` replacing `against`; the report written. `serving`: the bot's
+    decoding as its backend applies it (default: config/bot.yaml's, BotSettings.served_decoding)."""
     from core.persona import load_card
     from core.registry import find_adapter
     from trainer.evaluation.report import write_report
@@ -96,8 +98,8 @@ def compare(adapter: str, against: str, *, card_path: Path | None = None, heldou
     card = load_card(card_path or card_of(adapter_path))
     held = heldout_for(adapter_path, card, heldout).limited(limit)
     scorer = StyleScorer()
-    a = evaluate_side(adapter, None, card, held, scorer, settings)
-    b = evaluate_side(against, adapter, card, held, scorer, settings)
+    a = evaluate_side(adapter, None, card, held, scorer, settings, serving)
+    b = evaluate_side(against, adapter, card, held, scorer, settings, serving)
     decision = decide(gate_metrics(a), gate_metrics(b), settings.gate)
     out = out or state_dir() / "evals" / f"{a['label']}-vs-{b['label']}"
     report = write_report(a, b, out, decision)
