@@ -105,11 +105,11 @@ class Decoding:
         order above."""
         from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
-        kwargs = {"do_sample": self.sampling, "repetition_penalty": self.repetition_penalty}
-        if self.repetition_scope == "reply" and self.repetition_penalty != 1.0:
-            kwargs["repetition_penalty"] = 1.0  # the processor below instead
+        ignored = self.penalty_ignores(prompt_len)
+        kwargs = {"do_sample": self.sampling, "repetition_penalty": 1.0 if ignored else self.repetition_penalty}
+        if ignored and self.repetition_penalty != 1.0:
             kwargs["logits_processor"] = LogitsProcessorList(
-                [RepetitionPenaltyLogitsProcessor(self.repetition_penalty, prompt_ignore_length=prompt_len)])
+                [RepetitionPenaltyLogitsProcessor(self.repetition_penalty, prompt_ignore_length=ignored)])
         if self.sampling:
             kwargs |= {"temperature": self.temperature, "top_p": self.top_p, "top_k": 0,
                        "min_p": self.min_p if self.min_p > 0 else None}

@@ -3,7 +3,7 @@ llama.cpp's server on the exported GGUF, on prompts rendered by our one prompt b
 
 Used by tests/trainer/test_export_parity.py (which asserts) and bench/export_parity.py (which prints
 the figures). Decoding is the same on both sides: greedy with the bot's repetition penalty over the whole
-sequence, prompt included (the context scope: llama.cpp has no other) (transformers' RepetitionPenaltyLogitsProcessor; llama-server feeds the
+sequence, prompt included, the context scope, as llama.cpp has no other (transformers' RepetitionPenaltyLogitsProcessor; llama-server feeds the
 prompt to its penalty sampler, and repeat_last_n = the context size makes its window the whole sequence; both divide a
 positive logit by the penalty and multiply a negative one). Pure greedy is no use here: without the
 penalty a 24-step adapter on the full-precision base loops past the token limit on 5 of 8 prompts."""
