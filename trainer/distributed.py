@@ -72,3 +72,16 @@ def anyone(flag: bool) -> bool:
     if world_size() == 1:
         return flag
     return total([1.0 if flag else 0.0])[0][0] > 0
+
+
+def finish() -> None:
+    """Leave the process group before the interpreter exits. Without it gloo's worker threads
+    outlive Python's teardown and a process can abort at exit ("terminate called without an
+    active exception", SIGABRT) after its work is done, which the launcher reports as a failed
+    training and answers by killing the other processes, the one still publishing included."""
+    if world_size() == 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()

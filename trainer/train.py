@@ -154,8 +154,11 @@ def train(profile: str | None = None, *, overrides: Sequence[str] = (), resume: 
     from trainer import distributed
 
     # Under accelerate launch the main process holds the lock for all of them.
-    with training_lock() if distributed.is_main() else nullcontext():
-        return train_locked(profile, overrides, resume, promote, runs, registry, rejects)
+    try:
+        with training_lock() if distributed.is_main() else nullcontext():
+            return train_locked(profile, overrides, resume, promote, runs, registry, rejects)
+    finally:
+        distributed.finish()
 
 
 def train_locked(profile, overrides, resume, promote, runs, registry, rejects) -> TrainOutcome:

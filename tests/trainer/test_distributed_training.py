@@ -27,7 +27,8 @@ def test_two_processes_train_one_adapter_published_once(tmp_path, model_cache):
     launch = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "--main_process_port", str(free_port())]
-    done = subprocess.run([*launch, "-m", "trainer", "train", "--profile", "smollm2-cpu", "--set", f"max_steps={STEPS}", "--set", "max_seq_len=512",
+    entry = Path(__file__).with_name("train_and_report_process_group.py")  # `python -m trainer`, then a report
+    done = subprocess.run([*launch, str(entry), "train", "--profile", "smollm2-cpu", "--set", f"max_steps={STEPS}", "--set", "max_seq_len=512",
                            "--set", f"eval_every={STEPS}", "--set", "eval_max_samples=4"],
                           cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=580)
     output = done.stdout + done.stderr
@@ -41,6 +42,8 @@ def test_two_processes_train_one_adapter_published_once(tmp_path, model_cache):
     # Both processes stepped: a micro-batch per step each (batch_size 1, grad_accum 1).
     assert (training["processes"], training["steps"], training["micro_batches"]) == (2, STEPS, 2 * STEPS)
     assert output.count("adapter ") == 1 and output.count("eval loss before training") == 1  # the main process reports
+    # Both processes left the process group before exiting (else gloo may abort one at exit).
+    assert output.count("process group open at exit: False") == 2, output[-3000:]
 
 
 def test_retrain_refuses_to_run_on_several_processes(monkeypatch):
