@@ -67,6 +67,17 @@ def model_cache():
     patch.undo()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_of_this_worker(tmp_path_factory):
+    """Run-time state (INOSUKE_STATE_DIR: the training lock, runs, adapters) in the session's own
+    folder, never the project's state/: a test must not touch what `make demo` left, and two
+    pytest workers training at once must not meet on one training lock."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("INOSUKE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def persona():
     return load_card(DEFAULT_CARD)
@@ -185,14 +196,28 @@ def db_rows(db_url, db_rows_at):
 @pytest.fixture(scope="session")
 def trained_adapter(tmp_path_factory, model_cache):
     """A real adapter from a short run of the smollm2-cpu profile (24 steps at 3e-4): enough to
-    learn the voice and to stop at end of turn. Shared by the trainer,
-    evaluation and feedback-loop tests."""
-    from trainer.train import train
+    learn the voice and to stop at end of turn. Shared by the trainer, evaluation and
+    feedback-loop tests, and by the pytest workers of one run: the first to need it trains it
+    under a file lock, the others wait and read it (pytest-xdist's recipe for a session fixture
+    built once)."""
+    import fcntl
+    import json
 
-    tmp = tmp_path_factory.mktemp("trained")
-    # Rows of 512 (the profile's are 1024): these step counts were tuned on them, and each step costs half.
-    return train("smollm2-cpu", overrides=["max_steps=24", "eval_every=24", "eval_max_samples=4", "batch_size=1",
-                                           "learning_rate=3e-4", "max_seq_len=512"], runs=tmp / "runs", registry=tmp / "adapters")
+    from core.registry import versions
+    from trainer.train import TrainOutcome, train
+
+    # A worker's base temp is popen-gwN inside the run's own folder, which the workers share.
+    tmp = (tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER")
+           else tmp_path_factory.getbasetemp()) / "trained-adapter"
+    tmp.mkdir(exist_ok=True)
+    with open(tmp / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if trained := versions(tmp / "adapters"):  # published (renamed into place) by another worker
+            manifest = json.loads((trained[0] / "manifest.json").read_text())
+            return TrainOutcome(trained[0], manifest, tmp / "runs" / manifest["run"], False)
+        # Rows of 512 (the profile's are 1024): these step counts were tuned on them, and each step costs half.
+        return train("smollm2-cpu", overrides=["max_steps=24", "eval_every=24", "eval_max_samples=4", "batch_size=1",
+                                               "learning_rate=3e-4", "max_seq_len=512"], runs=tmp / "runs", registry=tmp / "adapters")
 
 
 @pytest.fixture
