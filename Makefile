@@ -46,15 +46,17 @@ demo: $(STAMP)
 # tests are skipped with the reason instead of failing the whole run.
 # Two runs: the tests that load no model on one pytest worker per core (mostly waiting on sockets,
 # processes and timers), then the model and training tests on MODEL_WORKERS workers of one torch
-# thread each (a file stays on one worker), listing the slowest so the 20-minute budget of the test
-# run can be watched. Two workers of one thread beat one worker of two on 2 cores: the evaluation's
-# small batches gain little from a second thread (one comparison: 54 s on two threads, 65 s on one,
-# and two at once on one thread each in 68 s), and the engine tests spend much of their time waiting.
+# thread each (a file stays on one worker; files are handed out in tests/conftest.py's order, the
+# trained-adapter fixture's first user first), listing the slowest so the 20-minute budget of the
+# test run can be watched. Two workers of one thread beat one worker of two on 2 cores: the
+# evaluation's small batches gain little from a second thread (one comparison: 54 s on two threads,
+# 65 s on one, and two at once on one thread each in 68 s), and the engine tests spend much of
+# their time waiting.
 MODEL_WORKERS ?= 2
 test: $(STAMP) $(LLAMA_STAMP)
 	$(MAKE) vllm || echo "make vllm failed: the vLLM engine tests will be skipped (see the message above)"
 	$(PY) -m pytest -m "not model and not training" -n auto --dist loadfile; fast=$$?; \
-	OMP_NUM_THREADS=1 $(PY) -m pytest -m "model or training" -n $(MODEL_WORKERS) --dist loadfile --durations=15; model=$$?; \
+	OMP_NUM_THREADS=1 $(PY) -m pytest -m "model or training" -n $(MODEL_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15; model=$$?; \
 	test $$fast -eq 0 -a $$model -eq 0
 
 # The edit-test loop: everything that loads no model weights, on one pytest worker per core
