@@ -45,18 +45,20 @@ demo: $(STAMP)
 # The vLLM engine's virtualenv first (cached after the first run); if it cannot be built, its
 # tests are skipped with the reason instead of failing the whole run.
 # Two runs: the tests that load no model on one pytest worker per core (mostly waiting on sockets,
-# processes and timers), then the model and training tests on MODEL_WORKERS workers of one torch
-# thread each (a file stays on one worker; files are handed out in tests/conftest.py's order, the
-# trained-adapter fixture's first user first), listing the slowest so the 20-minute budget of the
-# test run can be watched. Two workers of one thread beat one worker of two on 2 cores: the
-# evaluation's small batches gain little from a second thread (one comparison: 54 s on two threads,
-# 65 s on one, and two at once on one thread each in 68 s), and the engine tests spend much of
-# their time waiting.
+# processes and timers), then the model and training tests on MODEL_WORKERS workers that share the
+# cores' torch threads out (one thread each on 2 cores). A file stays on one worker; files go out
+# in tests/conftest.py's order, the trained-adapter fixture's first user first. The slowest are
+# listed so the 20-minute budget of the test run can be watched. Two workers of one thread beat
+# one worker of two on 2 cores: the evaluation's small batches gain little from a second thread
+# (one comparison: 54 s on two threads, 65 s on one, and two at once on one thread each in 68 s),
+# and the engine tests spend much of their time waiting.
 MODEL_WORKERS ?= 2
+# The cores shared out among the workers (1 each on 2 cores; never 0).
+MODEL_THREADS ?= $(shell n=$$(( $$(nproc) / $(MODEL_WORKERS) )); echo $$(( n > 0 ? n : 1 )))
 test: $(STAMP) $(LLAMA_STAMP)
 	$(MAKE) vllm || echo "make vllm failed: the vLLM engine tests will be skipped (see the message above)"
 	$(PY) -m pytest -m "not model and not training" -n auto --dist loadfile; fast=$$?; \
-	OMP_NUM_THREADS=1 $(PY) -m pytest -m "model or training" -n $(MODEL_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15; model=$$?; \
+	OMP_NUM_THREADS=$(MODEL_THREADS) $(PY) -m pytest -m "model or training" -n $(MODEL_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15; model=$$?; \
 	test $$fast -eq 0 -a $$model -eq 0
 
 # The edit-test loop: everything that loads no model weights, on one pytest worker per core

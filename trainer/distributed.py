@@ -10,6 +10,7 @@ changes it.
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 
@@ -75,13 +76,19 @@ def anyone(flag: bool) -> bool:
 
 
 def finish() -> None:
-    """Leave the process group before the interpreter exits. Without it gloo's worker threads
-    outlive Python's teardown and a process can abort at exit ("terminate called without an
-    active exception", SIGABRT) after its work is done, which the launcher reports as a failed
-    training and answers by killing the other processes, the one still publishing included."""
+    """Leave the process group once this process is done with it (`python -m trainer train` calls
+    it on the way out; after it no collective works in this process). Without it gloo's worker
+    threads outlive Python's teardown and a process can abort at exit ("terminate called without
+    an active exception", SIGABRT) after its work is done, which the launcher reports as a failed
+    training and answers by killing the other processes, the one still publishing included.
+    Never raises: called on the way out of a failed training too, where the error that ended
+    it is the one to report."""
     if world_size() == 1:
         return
     import torch.distributed as dist
 
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    try:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception as exc:  # a broken group: the interpreter's teardown gets it, as before
+        logging.getLogger(__name__).warning("could not leave the process group: %s", exc)

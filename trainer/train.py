@@ -154,11 +154,8 @@ def train(profile: str | None = None, *, overrides: Sequence[str] = (), resume: 
     from trainer import distributed
 
     # Under accelerate launch the main process holds the lock for all of them.
-    try:
-        with training_lock() if distributed.is_main() else nullcontext():
-            return train_locked(profile, overrides, resume, promote, runs, registry, rejects)
-    finally:
-        distributed.finish()
+    with training_lock() if distributed.is_main() else nullcontext():
+        return train_locked(profile, overrides, resume, promote, runs, registry, rejects)
 
 
 def train_locked(profile, overrides, resume, promote, runs, registry, rejects) -> TrainOutcome:

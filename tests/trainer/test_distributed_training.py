@@ -1,6 +1,7 @@
 """Training on several processes: `accelerate launch` starts two CPU processes (gloo) of the
-real `python -m trainer train` on the embedded model; both train (data parallel), and exactly one
-adapter is published and put in service, by the main process."""
+real `python -m trainer train` (through a script that runs it as `python -m trainer` does, then
+reports the process group) on the embedded model; both train (data parallel), exactly one adapter
+is published and put in service, by the main process, and both leave the process group."""
 
 from __future__ import annotations
 
@@ -53,3 +54,30 @@ def test_retrain_refuses_to_run_on_several_processes(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(UserError, match="trainer retrain runs in one process"):
         retrain(RetrainSettings())
+
+
+def test_leaving_a_broken_process_group_never_hides_why_training_stopped(monkeypatch, caplog, capsys):
+    """`trainer train` leaves the process group on its way out, a failed training's way included:
+    a group that cannot be taken down is logged, and the user still gets the training's own answer
+    (here: another training holds the lock, exit code 75 to try again later)."""
+    import torch.distributed as dist
+
+    import trainer.train
+    from core.training_lock import TrainingRunning
+    from trainer.__main__ import make_parser
+    from trainer.cli.train import EXIT_ALREADY_RUNNING
+
+    def busy(*args, **kwargs):
+        raise TrainingRunning("a training is already running (pid 4242); try again when it ends")
+
+    def broken():
+        raise RuntimeError("connection reset by peer")
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(trainer.train, "train", busy)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "destroy_process_group", broken)
+    args = make_parser().parse_args(["train", "--profile", "smollm2-cpu"])
+    assert args.func(args) == EXIT_ALREADY_RUNNING
+    assert "already running" in capsys.readouterr().out
+    assert "could not leave the process group: connection reset by peer" in caplog.text

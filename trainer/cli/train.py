@@ -25,6 +25,7 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from core.errors import UserError
     from core.training_lock import TrainingRunning
+    from trainer.distributed import finish
     from trainer.train import show_masks, train
 
     if args.show_masks:
@@ -37,4 +38,6 @@ def run(args: argparse.Namespace) -> int:
     except TrainingRunning as exc:
         print(exc)
         return EXIT_ALREADY_RUNNING
+    finally:
+        finish()  # this process's training is over: leave the process group before the interpreter exits
     return EXIT_INTERRUPTED if outcome.interrupted else 0
