@@ -53,14 +53,13 @@ def trained_adapter_first(items: list) -> list:
     goes to the next free worker in this order) one trains the adapter while the other has work that
     does not wait for it; in plain file order both soon stood waiting on its lock (the export
     parity setup waited 270 s)."""
-    def needs(item) -> bool:
-        return "trained_adapter" in getattr(item, "fixturenames", ())
+    def file_of(item) -> str:
+        return item.nodeid.split("::")[0]
 
-    files = list(dict.fromkeys(item.nodeid.split("::")[0] for item in items))
-    needing = {item.nodeid.split("::")[0] for item in items if needs(item)}
-    first = next((f for f in files if f in needing), None)
-    rank = {f: 0 if f == first else 2 if f in needing else 1 for f in files}
-    return sorted(items, key=lambda item: rank[item.nodeid.split("::")[0]])  # stable: file order kept within a rank
+    needing = [file_of(item) for item in items if "trained_adapter" in getattr(item, "fixturenames", ())]
+    first = needing[0] if needing else None
+    rank = {f: 0 if f == first else 2 for f in needing}
+    return sorted(items, key=lambda item: rank.get(file_of(item), 1))  # stable: file order kept within a rank
 
 
 @pytest.fixture(autouse=True)
