@@ -305,8 +305,9 @@ class BatchDecoder:
 
             cache = DynamicCache()
             ids = torch.tensor([key], device=self.model.device)
+            positions = torch.arange(len(key), device=ids.device)[None]  # on the model's device too: a GPU refuses a mix
             with torch.inference_mode():
-                self.model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=torch.arange(len(key))[None],
+                self.model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=positions,
                            past_key_values=cache, use_cache=True, logits_to_keep=1)
             entry = _Prefix(key, [(layer.keys, layer.values) for layer in cache.layers])
             self.prefixes.put(entry)

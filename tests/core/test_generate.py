@@ -227,3 +227,39 @@ def test_generate_with_a_row_limit_runs_at_most_that_many_and_gives_each_prompt_
     assert max(largest) == 2 and sum(largest) == one_at_a_time and len(largest) < one_at_a_time
     with pytest.raises(ValueError, match="max_rows must be at least 1"):
         generation.generate(model, Tokens(), prompts, 24, greedy, max_rows=0)
+
+
+def test_every_tensor_the_decoder_hands_the_model_is_on_the_model_s_device():
+    """On a GPU, a CPU tensor among the model's inputs is an error ("Expected all tensors to be on
+    the same device"): the persona card's shared prefill must build its inputs on the model's
+    device, as the rows' own prefill does. No GPU here, so the model is a stand-in on torch's
+    meta device that records where each input is (what it returns does not matter: it stops
+    at the second prefill)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from core.generate import BatchDecoder, RowRequest
+
+    calls = []
+
+    class ModelElsewhere:
+        device = torch.device("meta")
+
+        def __call__(self, *, past_key_values, **inputs):
+            calls.append({name: value.device.type for name, value in inputs.items() if isinstance(value, torch.Tensor)})
+            if len(calls) > 1:
+                raise RuntimeError("the stand-in model stops here")
+            length = inputs["input_ids"].shape[1]
+            for layer in range(2):
+                states = torch.empty(1, 2, length, 8, device="meta")
+                past_key_values.update(states, states, layer)
+            return SimpleNamespace(logits=torch.empty(1, 1, 50, device="meta"))
+
+    decoder = BatchDecoder(ModelElsewhere(), SimpleNamespace(eos_token_id=2, pad_token_id=2))
+    card_then_message = list(range(10, 40))
+    finished, failed = decoder.join([RowRequest("channel", card_then_message, 8, prefix_len=20)])
+    assert [str(f.cause) for f in failed] == ["the stand-in model stops here"]  # reached the rows' prefill
+    assert len(calls) == 2 and decoder.stats.prefix_builds == 1  # the card's prefill, then the row's
+    for call in calls:
+        assert call == {name: "meta" for name in ("input_ids", "attention_mask", "position_ids")}
