@@ -82,8 +82,16 @@ class CountsTokens:
         counts.micro_batches += 1
         started = time.perf_counter()
         loss = super().training_step(model, inputs, num_items_in_batch)
+        wait_for_the_device()  # a GPU returns with the backward pass still queued: count it in this step
         counts.seconds += time.perf_counter() - started
         return loss
+
+
+def wait_for_the_device() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 class CountsCardPackedTokens:

@@ -70,13 +70,15 @@ def library_versions() -> dict:
             "peft": peft.__version__, "trl": trl.__version__, "bitsandbytes": bitsandbytes.__version__}
 
 
-def peak_memory() -> tuple[float, str]:
-    """Peak GPU memory allocated by torch, or this process's peak resident memory on CPU, in GiB."""
+def peak_memory() -> tuple[float, str, float | None]:
+    """Peak GPU memory allocated by torch, or this process's peak resident memory on CPU, in GiB;
+    on a GPU also the peak its caching allocator reserved (what the device had to hold, and what
+    a card of that size must have: fragmentation included), else None."""
     import torch
 
     if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**30, "cuda_max_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "cpu_peak_rss"
+        return torch.cuda.max_memory_allocated() / 2**30, "cuda_max_allocated", torch.cuda.max_memory_reserved() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "cpu_peak_rss", None
 
 
 def new_run(profile, runs: Path, rejects: Path | None = None) -> tuple[Path, dict]:
@@ -212,7 +214,7 @@ def train_locked(profile, overrides, resume, promote, runs, registry, rejects) -
         return TrainOutcome(Path(adapter) if adapter else None, None, run_dir, False)
 
     best_step = int(Path(state.best_model_checkpoint).name.split("-")[-1]) if state.best_model_checkpoint else state.global_step
-    memory, memory_kind = peak_memory()
+    memory, memory_kind, reserved = peak_memory()
     dataset = json.loads((run_dir / "dataset" / "dataset.json").read_text())
     resolved = resolve(profile.model)
     manifest = {
@@ -241,6 +243,7 @@ def train_locked(profile, overrides, resume, promote, runs, registry, rejects) -
             "padding_fraction": round(result.counts.padding_fraction, 4),
             "peak_memory_gib": round(memory, 3),
             "peak_memory_kind": memory_kind,  # of the main process when several trained
+            "peak_memory_reserved_gib": None if reserved is None else round(reserved, 3),  # GPU only
             "processes": distributed.world_size(),  # data parallel: each trained on its share of every batch
             "micro_batches": result.counts.micro_batches,  # over all processes
             "evals": [{"step": h["step"], "eval_loss": h["eval_loss"]} for h in result.log_history if "eval_loss" in h],
@@ -277,5 +280,6 @@ def train_locked(profile, overrides, resume, promote, runs, registry, rejects) -
     print(f"adapter {adapter} (best step {best_step} of {state.global_step})\n"
           f"eval loss: {t['eval_loss_before']:.4f} before (base) -> {t['best_eval_loss']:.4f} after\n"
           f"{t['trained_tokens_per_s']:.0f} trained tok/s, {t['tokens_per_s']:.0f} tok/s, padding {100 * t['padding_fraction']:.1f}%, "
-          f"wall {t['wall_time_s']:.0f}s, peak memory {t['peak_memory_gib']:.2f} GiB ({memory_kind})")
+          f"wall {t['wall_time_s']:.0f}s, peak memory {t['peak_memory_gib']:.2f} GiB ({memory_kind}"
+          + ("" if reserved is None else f"; {reserved:.2f} GiB reserved") + ")")
     return TrainOutcome(adapter, manifest, run_dir, False)

@@ -68,6 +68,7 @@ def test_manifest_says_what_a_user_needs(short_run):
     assert (m["data"]["train_samples"], m["data"]["eval_samples"], m["data"]["eval_samples_scored"]) == (dataset["train"], dataset["eval"], 4)
     t = m["training"]
     assert t["steps"] == 6 and t["wall_time_s"] > 0 and t["peak_memory_gib"] > 0.2 and t["peak_memory_kind"] == "cpu_peak_rss"
+    assert t["peak_memory_reserved_gib"] is None  # a GPU's caching allocator only
     assert t["padding_fraction"] == 0.0 and t["trained_tokens_per_s"] > 0
     assert m["libraries"] == library_versions()
     assert (short_run.adapter / "training_curve.png").stat().st_size > 10_000
