@@ -19,7 +19,7 @@ LLAMA_DIR   := .cache/llama.cpp
 LLAMA_SRC   := $(LLAMA_DIR)/src
 LLAMA_STAMP := $(LLAMA_DIR)/bin/.built-$(LLAMA_PY_VERSION)
 
-.PHONY: demo test test-fast install clean llama.cpp vllm
+.PHONY: demo test test-fast install clean llama.cpp vllm gpu-kit
 
 install: $(STAMP)
 
@@ -105,4 +105,9 @@ $(VLLM_STAMP):
 	touch $(VLLM_STAMP)
 
 clean:
-	rm -rf $(VENV) build state .cache .pytest_cache
+	rm -rf $(VENV) build state .cache .pytest_cache .device-kit
+
+# What a lent GPU machine lacks to run the GPU check (bench/gpu_profile.py), packed into .device-kit/:
+# then the device tool runs `bash tools/gpu_check.sh` with carry [".device-kit"] (README, "GPU figures").
+gpu-kit: $(STAMP)
+	$(PY) -m tools.device_kit

@@ -1,4 +1,5 @@
 """Run as: .venv/bin/python bench/serving.py [--channels 8] [--rounds 3] [--new-tokens 64] [--seed 0]
+                                            [--adapter VERSION_FOLDER | --base MODEL]
 
 The bot's serving path under load, in one run so the ratios are comparable on a noisy machine:
 - the raw ceiling: transformers' model.generate on a batch of `channels` prompts, every row
@@ -13,6 +14,8 @@ The bot's serving path under load, in one run so the ratios are comparable on a 
 Prints aggregate generated tokens/s (and its ratio to the raw ceiling), p50/p95 reply latency,
 and the event loop's worst lag (a 10 ms ticker measures how late it wakes). Decoding is greedy
 with the repetition penalty on both sides, so both generate the same replies.
+The model is the embedded one in NF4 unless --adapter (a trained version, on its own base, as
+the bot serves it) or --base names another; on a GPU it runs there (bench/gpu_profile.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import tempfile
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 QUESTIONS = ["Who are you?", "What's your favorite food?", "Fight me!", "Where is Tanjiro?", "Do you like trains?",
              "What is 7 plus 5?", "Good morning!", "Why the boar mask?", "Can I train with you?", "Are you hungry?"]
@@ -77,7 +81,7 @@ class StaticBatcher:
 
         model, tokenizer = self.served.model, self.served.tokenizer
         encoded = tokenizer(prompts, add_special_tokens=False)
-        batch = tokenizer.pad(encoded, padding=True, padding_side="left", return_tensors="pt")
+        batch = tokenizer.pad(encoded, padding=True, padding_side="left", return_tensors="pt").to(model.device)
         with torch.inference_mode():
             # the worker's decoding (greedy, the penalty over the reply: the padded prompt width is ignored)
             out = model.generate(**batch, max_new_tokens=self.decoding.max_new_tokens,
@@ -167,11 +171,14 @@ def raw_ceiling(served, card, channels: int, new_tokens: int) -> float:
 
     tokenizer = served.tokenizer
     prompts = [generation_prompt(tokenizer, card, [Turn(QUESTIONS[c % len(QUESTIONS)])]) for c in range(channels)]
-    batch = tokenizer.pad(tokenizer(prompts, add_special_tokens=False), padding=True, padding_side="left", return_tensors="pt")
+    batch = tokenizer.pad(tokenizer(prompts, add_special_tokens=False), padding=True, padding_side="left",
+                          return_tensors="pt").to(served.model.device)
     with torch.inference_mode():
         started = time.perf_counter()
         served.model.generate(**batch, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
                               pad_token_id=tokenizer.pad_token_id)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         return channels * new_tokens / (time.perf_counter() - started)
 
 
@@ -181,6 +188,9 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0, help="arrival pauses of the staggered pattern")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--adapter", type=Path, help="a trained version's folder, served on its own base as the bot serves it")
+    model.add_argument("--base", help="a bare base model (model spec or folder) in NF4, no adapter")
     args = parser.parse_args()
     from core.cli import quiet_libraries, quiet_warnings
     from core.model_resolver import EMBEDDED_SPEC
@@ -197,13 +207,18 @@ async def main() -> None:
 
     # Torch runs here on passing threads, as the bot loads its model: a thread that lives on after
     # running torch would slow the worker's thread (core/passing_thread.py).
-    served, card = passing(load_served, None, base=EMBEDDED_SPEC), load_card(DEFAULT_CARD)
+    if args.adapter:
+        served = passing(load_served, args.adapter)
+    else:
+        served = passing(load_served, None, base=args.base or EMBEDDED_SPEC)
+    card = load_card(DEFAULT_CARD)
     passing(raw_ceiling, served, card, 2, 4)  # warm-up of both paths (first calls pay for one-time set-up)
     warm = [generation_prompt(served.tokenizer, card, [Turn(q)]) for q in QUESTIONS[:2]]
     passing(generate, served.model, served.tokenizer, warm, 4)
     passing(StaticBatcher(served, Decoding(max_new_tokens=4), 2).generate_batch, warm)
     ceiling = passing(raw_ceiling, served, card, args.channels, args.new_tokens)
-    print(f"{args.channels} channels x {args.rounds} messages, up to {args.new_tokens} new tokens a reply, {EMBEDDED_SPEC} NF4")
+    print(f"{args.channels} channels x {args.rounds} messages, up to {args.new_tokens} new tokens a reply, "
+          f"{served.base} {served.quantization} (adapter {served.version or 'none'}) on {served.model.device}")
     print(f"raw model.generate, batch of {args.channels}, {args.new_tokens} tokens each: {ceiling:.1f} tok/s (the ceiling)")
     print(f"{'arrivals':<12} {'worker':<11} {'tok/s':>7} {'/ceiling':>8} {'tokens':>7} {'wall s':>7} {'p50 s':>6} {'p95 s':>6} "
           f"{'loop lag ms':>11} {'mean rows':>9}")
