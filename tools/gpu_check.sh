@@ -34,4 +34,9 @@ print("python", platform.python_version(), "| torch", torch.__version__, "cuda",
 print(" | ".join(f"{p} {version(p)}" for p in ("transformers", "trl", "peft", "bitsandbytes", "accelerate", "datasets",
                                                 "huggingface_hub", "tokenizers", "pyarrow", "fsspec", "numpy", "triton")))
 EOF
+# Every module the bench runs, imported before the 6 GB model is built: a missing or unsuitable
+# package (the image's own pyarrow, say) stops the check within seconds, not minutes.
+"$PYTHON" -c "import bitsandbytes, datasets, peft, sqlalchemy, aiosqlite, alembic, transformers, trl
+import bot.service.pipeline, bot.service.worker, core.db.database, core.generate, core.served_model
+import trainer.qlora, trainer.train, trainer.plan; print('imports: ok')" 2>&1 | tee "$OUT/imports.txt"
 "$PYTHON" bench/gpu_profile.py --tokenizer "$KIT/tokenizer" --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_profile.log"
