@@ -108,6 +108,6 @@ clean:
 	rm -rf $(VENV) build state .cache .pytest_cache .device-kit
 
 # What a lent GPU machine lacks to run the GPU check (bench/gpu_profile.py), packed into .device-kit/:
-# then the device tool runs `bash tools/gpu_check.sh` with carry [".device-kit"] (README, "GPU figures").
+# then the device tool runs `bash tools/gpu_check.sh` with carry [".device-kit"] (README, "Measuring it on a GPU").
 gpu-kit: $(STAMP)
 	$(PY) -m tools.device_kit

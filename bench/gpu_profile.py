@@ -75,6 +75,7 @@ def build_random_model(folder: Path, tokenizer_dir: Path, scale: str, seed: int)
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    from core.model_resolver import release_device_memory
     from trainer.plan import CONFIGS_DIR
 
     values = json.loads((CONFIGS_DIR / "Qwen2.5-3B-Instruct.json").read_text())
@@ -94,8 +95,7 @@ def build_random_model(folder: Path, tokenizer_dir: Path, scale: str, seed: int)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     del model
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    release_device_memory()
     return values
 
 
@@ -155,7 +155,8 @@ def steady_training(folder: Path, train_rows: Path, steps: int, cpu: bool) -> di
     from core.files import read_jsonl
     from core.model_resolver import load_model, load_tokenizer
     from trainer.profile import load_profile
-    from trainer.qlora import make_trainer
+    from trainer.qlora import make_trainer, wait_for_the_device
+    from trainer.train import peak_memory
 
     settings = [f"model={folder}", f"max_steps={steps}"] + (["optimizer=adamw_torch"] if cpu else [])
     profile = load_profile(PROFILE, settings)
@@ -174,8 +175,7 @@ def steady_training(folder: Path, train_rows: Path, steps: int, cpu: bool) -> di
 
     class StepClock(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
+            wait_for_the_device()
             counts = trainer.token_counts
             marks.append((time.perf_counter(), counts.positions - counts.padding, counts.trained))
 
@@ -186,9 +186,8 @@ def steady_training(folder: Path, train_rows: Path, steps: int, cpu: bool) -> di
     (t0, p0, r0), (t1, p1, r1) = marks[0], marks[-1]
     result = {"steps_timed": len(marks) - 1, "seconds": round(t1 - t0, 2), "tokens_per_s": (p1 - p0) / (t1 - t0),
               "trained_tokens_per_s": (r1 - r0) / (t1 - t0)}
-    if torch.cuda.is_available():
-        result.update(peak_allocated_gib=torch.cuda.max_memory_allocated() / 2**30,
-                      peak_reserved_gib=torch.cuda.max_memory_reserved() / 2**30)
+    if not cpu:
+        result["peak_allocated_gib"], _, result["peak_reserved_gib"] = peak_memory()
     return result
 
 
