@@ -107,6 +107,44 @@ def test_a_disabled_adapter_gives_the_base_and_a_swapped_adapter_is_used_at_once
     assert torch.equal(lean, peft) and not torch.equal(lean, before)
 
 
+class Bf16Toy(torch.nn.Module):
+    """What a GPU serves: a 4-bit base computing in bf16 beside a plain bf16 layer. PEFT keeps
+    the adapters in fp32 there, so every LoRA layer sees an input in another dtype than its own."""
+    is_loaded_in_4bit = True  # how PEFT tells a bitsandbytes model: its 4-bit LoRA layer is used
+
+    def __init__(self):
+        import bitsandbytes as bnb
+
+        super().__init__()
+        self.up = bnb.nn.Linear4bit(16, 32, compute_dtype=torch.bfloat16, quant_type="nf4")
+        self.up.weight = bnb.nn.Params4bit(torch.randn(32, 16), requires_grad=False, quant_type="nf4")
+        self.up.to("cpu")  # quantizes the weight
+        self.down = torch.nn.Linear(32, 8, dtype=torch.bfloat16)
+
+    def forward(self, x):
+        return self.down(torch.relu(self.up(x)))
+
+
+def test_a_bf16_base_with_fp32_adapters_takes_the_lean_path_and_equals_peft_bit_for_bit():
+    from peft.tuners.lora import Linear
+    from peft.tuners.lora.bnb import Linear4bit
+
+    torch.manual_seed(0)
+    model = get_peft_model(Bf16Toy(), lora(1), adapter_name="v1").eval()
+    inner = model.get_base_model()
+    assert isinstance(inner.up, Linear4bit) and type(inner.down) is Linear  # PEFT's two ways of casting
+    assert inner.up.lora_A["v1"].weight.dtype == inner.down.lora_A["v1"].weight.dtype == torch.float32
+    x = torch.randn(3, 5, 16, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        expected = model(x)
+    use_lean_lora(model)
+    calls = calls_into_lora_submodules(model)
+    with torch.inference_mode():
+        got = model(x)
+    assert got.dtype == torch.bfloat16 and torch.equal(got, expected)
+    assert calls == []  # the lean path ran in both layers instead of handing the call to PEFT
+
+
 @pytest.mark.model
 def test_the_served_adapter_in_nf4_gives_peft_logits_bit_for_bit(trained_adapter):
     from core.served_model import load_served
