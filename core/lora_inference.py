@@ -71,8 +71,13 @@ def _lean_forward(module, peft_forward, quantized: bool, x, *args, **kwargs):
     result = module.base_layer(x)
     result_dtype = result.dtype
     for lora_a, lora_b, scaling in adapters:
-        x = x.to(lora_a.weight.dtype)  # PEFT's _cast_input_dtype; no copy when it already is
+        if x.dtype != lora_a.weight.dtype:  # PEFT's _cast_input_dtype (compared first: the call costs)
+            x = x.to(lora_a.weight.dtype)
         # PEFT: lora_B(lora_A(dropout(x))) * scaling, dropout being the identity in eval mode.
         output = F.linear(F.linear(x, lora_a.weight, lora_a.bias), lora_b.weight, lora_b.bias) * scaling
-        result = result + (output.to(result_dtype) if quantized else output)
-    return result.to(result_dtype)  # a plain Linear's sum may have been promoted; no copy otherwise
+        if quantized and output.dtype != result_dtype:
+            output = output.to(result_dtype)
+        result = result + output
+    if result.dtype != result_dtype:  # a plain Linear's sum promoted to the adapter's dtype
+        result = result.to(result_dtype)
+    return result
