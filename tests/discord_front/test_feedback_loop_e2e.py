@@ -147,7 +147,8 @@ def retrain_settings_on_a_slice(tmp_path):
     """Retrain settings that train 4 steps on a 40-per-source slice of the curated set (staging
     and tokenizing all of it took minutes on 2 cores), with only the gate's decoding evaluated.
     4 steps lower the held-out loss below the base's by far more than the gate needs (2 steps
-    already did); the 12 it trained before cost 50 s more for nothing this test checks."""
+    already did); the 12 it trained before made the test 27 s longer alone (50 s in `make test`)
+    for nothing it checks."""
     from trainer.retrain import RetrainSettings
 
     curated = few_curated_samples(tmp_path / "curated", per_source=40)
