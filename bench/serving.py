@@ -3,7 +3,8 @@
 
 The bot's serving path under load, in one run so the ratios are comparable on a noisy machine:
 - the raw ceiling: transformers' model.generate on a batch of `channels` prompts, every row
-  producing exactly `new-tokens` tokens (what the model itself can do batched);
+  producing exactly `new-tokens` tokens (what the model itself can do batched), alternated with
+  the worker's decoder on the same work (what the decoder itself costs against it);
 - the bot's worker (continuous batching, the card's keys and values cached) against the static
   batcher it replaced (one model.generate per batch, padded; a batch runs until its longest reply
   ends and a request arriving meanwhile waits for it; every prompt prefills the card), both
@@ -181,6 +182,45 @@ def raw_ceiling(served, card, channels: int, new_tokens: int) -> float:
         return channels * new_tokens / (time.perf_counter() - started)
 
 
+def decoder_at_full_rows(served, card, channels: int, new_tokens: int) -> float:
+    """The worker's decoder (core/generate.py's BatchDecoder, without the thread and the queue) on
+    the ceiling's own work: the same prompts, greedy without a penalty, every row producing exactly
+    `new_tokens` tokens (end of text suppressed, as min_new_tokens does in generate). Set beside
+    the ceiling it shows what the decoder itself costs per token; what the scenarios lose besides
+    is occupancy (rows that ended, requests between rounds) and their longer conversations."""
+    import torch
+    from transformers import SuppressTokensLogitsProcessor
+
+    from core.decoding import Decoding
+    from core.generate import BatchDecoder, RowRequest, shared_prefix_len
+    from core.prompt import Turn, generation_prompt
+
+    tokenizer = served.tokenizer
+    eos = tokenizer.eos_token_id
+
+    class RunsFullLength(Decoding):
+        def logits_processors(self):
+            processors = super().logits_processors()
+            processors.append(SuppressTokensLogitsProcessor([eos], device=served.model.device))
+            return processors
+
+    decoding = RunsFullLength(repetition_penalty=1.0, max_new_tokens=new_tokens)
+    decoder = BatchDecoder(served.model, tokenizer)
+    ids = [decoder.tokenize(generation_prompt(tokenizer, card, [Turn(QUESTIONS[c % len(QUESTIONS)])])) for c in range(channels)]
+    shared = shared_prefix_len(ids)
+    started = time.perf_counter()
+    finished, failed = decoder.join([RowRequest(i, row, new_tokens, decoding, None, shared) for i, row in enumerate(ids)])
+    if failed:
+        raise failed[0].cause
+    tokens = sum(g.new_tokens for _, g in finished)
+    while len(decoder):
+        tokens += sum(g.new_tokens for _, g in decoder.step())
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    assert tokens == channels * new_tokens, tokens  # every row ran its full length: the ceiling's work
+    return tokens / (time.perf_counter() - started)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--channels", type=int, default=8)
@@ -215,10 +255,20 @@ async def main() -> None:
     warm = [generation_prompt(served.tokenizer, card, [Turn(q)]) for q in QUESTIONS[:2]]
     passing(generate, served.model, served.tokenizer, warm, 4)
     passing(StaticBatcher(served, Decoding(max_new_tokens=4), 2).generate_batch, warm)
-    ceiling = passing(raw_ceiling, served, card, args.channels, args.new_tokens)
+    passing(decoder_at_full_rows, served, card, 2, 4)
+    # The ceiling and the decoder on the same work, alternated so a machine whose speed drifts
+    # (it does here, by up to 30% within a run) weighs on both alike.
+    raw, ours = [], []
+    for _ in range(2):
+        raw.append(passing(raw_ceiling, served, card, args.channels, args.new_tokens))
+        ours.append(passing(decoder_at_full_rows, served, card, args.channels, args.new_tokens))
+    ceiling = max(raw)
     print(f"{args.channels} channels x {args.rounds} messages, up to {args.new_tokens} new tokens a reply, "
           f"{served.base} {served.quantization} (adapter {served.version or 'none'}) on {served.model.device}")
-    print(f"raw model.generate, batch of {args.channels}, {args.new_tokens} tokens each: {ceiling:.1f} tok/s (the ceiling)")
+    print(f"raw model.generate, batch of {args.channels}, {args.new_tokens} tokens each: "
+          f"{' / '.join(f'{r:.1f}' for r in raw)} tok/s (the ceiling: {ceiling:.1f})")
+    print(f"the worker's decoder on the same work: {' / '.join(f'{o:.1f}' for o in ours)} tok/s, "
+          f"{' / '.join(f'{o / r:.2f}x' for o, r in zip(ours, raw))} the raw run just before it")
     print(f"{'arrivals':<12} {'worker':<11} {'tok/s':>7} {'/ceiling':>8} {'tokens':>7} {'wall s':>7} {'p50 s':>6} {'p95 s':>6} "
           f"{'loop lag ms':>11} {'mean rows':>9}")
     results = {}
