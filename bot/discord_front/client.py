@@ -176,15 +176,22 @@ class InosukeBot(discord.Client):
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         if "content" not in payload.data or payload.message.author.id == getattr(self.user, "id", None):
             return  # an embed resolving, not an edit of the text; or our own
-        withdrawn = await self.runtime.privacy.message_edited(payload.message_id, self.message_text(payload.message))
+        text = self.message_text(payload.message)
+        if await self.runtime.pipeline.edited_while_waiting(payload.message_id, text):
+            return  # not stored yet: it will be, as it reads now
+        withdrawn = await self.runtime.privacy.message_edited(payload.message_id, text)
         if withdrawn:
             log.info("message %s edited: %d approval(s)/rating(s) of replies that saw it withdrawn", payload.message_id, withdrawn)
 
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
-        await self.runtime.privacy.messages_deleted([payload.message_id])
+        await self.messages_deleted([payload.message_id])
 
     async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
-        await self.runtime.privacy.messages_deleted(sorted(payload.message_ids))
+        await self.messages_deleted(sorted(payload.message_ids))
+
+    async def messages_deleted(self, discord_ids: list[int]) -> None:
+        await self.runtime.pipeline.deleted_while_waiting(discord_ids)  # those not stored yet never will be
+        await self.runtime.privacy.messages_deleted(discord_ids)
 
     async def send_reply(self, message: discord.Message, text: str, buttons: discord.ui.View | None = None) -> list[discord.Message]:
         """Send `text` as a reply, split under Discord's limit, with `buttons` under the last

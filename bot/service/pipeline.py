@@ -9,7 +9,9 @@ like a full engine queue, and a request waits for the model `reply_timeout_s` at
 Nothing is lost and nothing is invented: the user's message is stored before anything else can
 fail (a storage error is logged and answered with an apology); a reply is stored unsent, posted
 through `deliver`, and only then marked sent, so a reply that was never posted never enters the
-context, the ratings or the training data. At shutdown `stop_generating()` answers every request
+context, the ratings or the training data. A message edited or deleted on Discord while it waits
+for its channel's turn is stored as it reads now, or not at all (`edited_while_waiting`,
+`deleted_while_waiting`): the history only holds what was stored. At shutdown `stop_generating()` answers every request
 still waiting for the model with an in-character good night instead of leaving it unanswered.
 
 Swipes (`swipe`): another reply to the exact context of the newest reply, through the same
@@ -25,7 +27,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.context import fit_prompt, turns_from_history
 from bot.service.engine_client import EngineUnavailable
@@ -77,6 +79,17 @@ class Reply:
     message_id: int | None = None  # the stored reply's database id (None for fallbacks, which are not stored, and unsent replies)
 
 
+@dataclass
+class _Waiting:
+    """A Discord message waiting for its channel's turn, not stored yet: an edit or a delete that
+    arrives meanwhile is applied here, since there is no stored row to apply it to."""
+
+    text: str
+    deleted: bool = False
+    storing: bool = False
+    stored: asyncio.Event = field(default_factory=asyncio.Event)  # set once it is stored (or never will be)
+
+
 class ChatPipeline:
     # A swap between rendering and generating hands the request back; a few re-renders always
     # find the new model in place (swaps are seconds apart at the very least).
@@ -90,6 +103,7 @@ class ChatPipeline:
         self._channel_load: defaultdict[int, int] = defaultdict(int)  # messages handled or waiting, per channel
         self._generating: set[asyncio.Task] = set()
         self._posting: dict[int, asyncio.Event] = {}  # channel -> set once the reply being posted there is recorded
+        self._waiting: dict[int, _Waiting] = {}  # Discord id -> a message waiting for its channel's turn
         self.stopping = False
 
     @property
@@ -113,15 +127,28 @@ class ChatPipeline:
             await self.store_message(channel_id, author_id, author_name, text, **stored)  # kept even so
             return await self.fallback(WAIT_YOUR_TURN, deliver)
         self._channel_load[channel_id] += 1
+        waiting = self._waiting.setdefault(discord_id, _Waiting(text)) if discord_id is not None else None
         try:
             async with self._channel_locks[channel_id]:
-                return await self.answer(channel_id, author_id, author_name, text, stored, deliver)
+                return await self.answer(channel_id, author_id, author_name, text, stored, deliver, waiting)
         finally:
             self._channel_load[channel_id] -= 1
+            if waiting is not None:
+                waiting.stored.set()
+                self._waiting.pop(discord_id, None)
 
-    async def answer(self, channel_id, author_id, author_name, text, stored: dict, deliver: Deliver | None) -> Reply:
+    async def answer(self, channel_id, author_id, author_name, text, stored: dict, deliver: Deliver | None,
+                     waiting: _Waiting | None = None) -> Reply:
+        if waiting is not None:  # edited or deleted on Discord while it waited for its turn
+            if waiting.deleted:
+                return Reply("", from_model=False)
+            text, waiting.storing = waiting.text, True
         # The user's message is stored before anything can fail: it is never lost.
-        message_id = await self.store_message(channel_id, author_id, author_name, text, **stored)
+        try:
+            message_id = await self.store_message(channel_id, author_id, author_name, text, **stored)
+        finally:
+            if waiting is not None:  # from now on edits and deletes reach the stored row
+                waiting.stored.set()
         if message_id is None:
             return await self.fallback(APOLOGY, deliver)
         if self.stopping:
@@ -164,6 +191,31 @@ class ChatPipeline:
         if deliver is None:
             return Reply(reply, from_model=True, message_id=reply_id)
         return Reply(reply, from_model=True, message_id=await self.deliver_stored(channel_id, reply, reply_id, deliver))
+
+    async def edited_while_waiting(self, discord_id: int, text: str) -> bool:
+        """A Discord message was edited. True when it was still waiting for its turn: it will be
+        stored and answered as it reads now. False: apply the edit to the stored history (when
+        the edit came while the message was being stored, once it is stored)."""
+        waiting = self._waiting.get(discord_id)
+        if waiting is None:
+            return False
+        if waiting.storing:
+            await waiting.stored.wait()
+            return False
+        waiting.text = text
+        return True
+
+    async def deleted_while_waiting(self, discord_ids: list[int]) -> None:
+        """Discord messages were deleted: those still waiting for their turn are never stored
+        nor answered; for those being stored, this returns once they are (delete them then)."""
+        for discord_id in discord_ids:
+            waiting = self._waiting.get(discord_id)
+            if waiting is None:
+                continue
+            if waiting.storing:
+                await waiting.stored.wait()
+            else:
+                waiting.deleted = True
 
     async def swipe(self, channel_id: int, reply_id: int, max_length: int) -> Shown:
         """Another reply to the exact context reply `reply_id` answered, shown in its place (at

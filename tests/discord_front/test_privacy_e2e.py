@@ -7,6 +7,7 @@ discord.py client, emulator, real SQLite; the fake model quotes the user where i
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -119,6 +120,33 @@ def test_edits_and_deletes_reach_history_and_training(make_runtime, run_bot, fak
     assert [s.turns[-2].text for s in result.samples] == ["something nice"]  # as approved, never the original
     assert "nasty" not in texts and "Wisteria" not in texts
     assert result.excluded_unlinked == 1  # the reply to the deleted message: approved, but its message is gone
+
+
+def test_a_message_edited_or_deleted_while_it_waits_for_its_turn_is_stored_as_it_reads_or_not_at_all(
+        make_runtime, run_bot, fake_served_with, db_rows):
+    """A channel answers one message at a time, so a message can wait seconds before it is stored.
+    Deleted meanwhile, it is never stored, sent to the model or answered; edited, it is stored
+    and answered as it reads now (the history had no row for the edit or the delete to reach)."""
+    runtime = make_runtime(fake_served_with(delay_s=1.0))  # every reply takes a while, as on a busy CPU
+
+    async def body(emulator, client):
+        emulator.users[KANAO] = "Kanao"
+        await emulator.user_says(GENERAL, TANJIRO, "Inosuke, fight me!", mention_bot=True)
+        await asyncio.sleep(0.3)  # his reply is being generated: the channel's next messages wait their turn
+        oops = await emulator.user_says(GENERAL, ZENITSU, "my card number is 4111 1111 1111 1111", mention_bot=True)
+        typo = await emulator.user_says(GENERAL, KANAO, "my password is swordfish", mention_bot=True)
+        await asyncio.sleep(0.3)
+        await emulator.delete(oops)
+        await emulator.edit(typo, "my password is a secret")
+        await emulator.wait_for_bot_message(GENERAL, after=1, timeout=30)  # the answer to Kanao's message
+        await emulator.user_says(GENERAL, TANJIRO, "Again!", mention_bot=True)  # after it: the queue is drained
+        await emulator.wait_for_bot_message(GENERAL, after=2, timeout=30)
+
+    emulator = run_bot(runtime, body)
+    stored = json.dumps(db_rows("select content from messages"))
+    assert "4111" not in stored and "swordfish" not in stored and "my password is a secret" in stored
+    assert not any("4111" in p or "swordfish" in p for p in runtime.prompts)
+    assert len([p for p in emulator.posted if p.channel_id == GENERAL]) == 3  # Tanjiro twice, Kanao once
 
 
 def test_training_context_stops_at_every_reset(make_runtime, run_bot, fake_served, db_url, persona, tokenizer):
