@@ -3,6 +3,9 @@
 editing the bot's message in place with a footer `-# 2/3` (Character.AI / SillyTavern style).
 Honoured with the rating buttons' checks (the bot's own message, a reply that lives in this
 channel), only on the newest reply of the channel and only on a reply that fits one message.
+Only the person the reply answered may swipe it, or a moderator; and once a moderator approved
+or rejected it, only a moderator: showing another text withdraws that decision, and swiping
+round back to a rejected text must not be a way for members to undo it.
 The generation can take longer than Discord's 3 s to answer an interaction: the click is
 acknowledged first (a deferred update), and the message is edited when the alternative is ready."""
 
@@ -13,6 +16,7 @@ import re
 
 import discord
 
+from bot.discord_front.commands import is_moderator
 from bot.discord_front.rating import GONE, rating_view
 from bot.service.pipeline import SWIPE_GREEDY, SWIPE_NOT_NEWEST, SwipeRefused
 
@@ -21,6 +25,8 @@ log = logging.getLogger(__name__)
 SWIPE_ID = r"inosuke:swipe:(?P<reply>[0-9]+)"
 DISCORD_LIMIT = 2000
 TOO_LONG_TO_SWIPE = "That reply was too long for one message: it can't be swiped."
+NOT_YOURS_TO_SWIPE = "Only the one I answered (or a moderator) can swipe that reply!"
+DECIDED_NO_SWIPE = "A moderator already decided on that reply: only a moderator can swipe it now."
 
 
 def footer(position: int, count: int) -> str:
@@ -59,6 +65,12 @@ class SwipeButton(discord.ui.DynamicItem[discord.ui.Button], template=SWIPE_ID):
             refusal = TOO_LONG_TO_SWIPE  # split over several messages: the buttons sit on the last one
         elif not await pipeline.swipes.is_newest(self.reply_id, reply.channel_id):
             refusal = SWIPE_NOT_NEWEST
+        elif not is_moderator(interaction, reply.channel_id):
+            asker, decided = await pipeline.swipes.asker_and_decided(self.reply_id)
+            if decided:
+                refusal = DECIDED_NO_SWIPE
+            elif interaction.user.id != asker:
+                refusal = NOT_YOURS_TO_SWIPE
         if refusal is not None:
             await interaction.response.send_message(refusal, ephemeral=True)
             return

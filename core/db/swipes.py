@@ -55,6 +55,15 @@ class Swipes:
         async with self.sessions() as session:
             return await session.scalar(select(Message.answers_id).where(Message.id == reply_id, Message.by_bot))
 
+    async def asker_and_decided(self, reply_id: int) -> tuple[int | None, bool]:
+        """Who the reply answered (None: that message is gone) and whether a moderator approved
+        or rejected it: who may swipe it (bot/discord_front/swipe.py)."""
+        async with self.sessions() as session:
+            answers_id = await session.scalar(select(Message.answers_id).where(Message.id == reply_id, Message.by_bot))
+            asker = await session.scalar(select(Message.author_id).where(Message.id == answers_id)) if answers_id else None
+            decided = await session.scalar(select(func.count()).select_from(Approval).where(Approval.message_id == reply_id))
+        return asker, bool(decided)
+
     async def posted_as(self, reply_id: int) -> int | None:
         """The Discord id the reply was posted as (its first message, when it was split)."""
         async with self.sessions() as session:

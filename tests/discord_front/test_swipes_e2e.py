@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.discord_front.swipe import DECIDED_NO_SWIPE, NOT_YOURS_TO_SWIPE
 from bot.service.pipeline import SWIPE_GREEDY, SWIPE_NOT_NEWEST, TRAINING_IN_THE_MOUNTAINS, swipe_seed
 from core.db.database import connect_sync
 from core.decoding import Decoding
@@ -41,7 +42,7 @@ def test_swipes_edit_the_reply_and_picks_make_pairs(make_runtime, run_bot, sampl
         assert original in SWIPE_CHOICES
         swipe = emulator.buttons(reply)["🔄"]
 
-        acknowledged = await emulator.click(GENERAL, ZENITSU, reply, swipe)
+        acknowledged = await emulator.click(GENERAL, TANJIRO, reply, swipe)  # the one answered
         assert acknowledged.type == 6  # deferred: generating may take longer than Discord waits
         second = await emulator.wait_for_update(0)
         assert second["id"] == reply["id"]
@@ -110,6 +111,35 @@ def test_at_the_cap_swipes_go_round_and_going_on_keeps_the_one_shown(make_runtim
         (0, False, ZENITSU), (1, True, ZENITSU)]
 
 
+def test_only_the_one_answered_or_a_moderator_may_swipe_and_a_decision_stays(make_runtime, run_bot, sampling_served,
+                                                                            db_rows):
+    """Showing another text withdraws the reply's approval or rejection; a member swiping round
+    back to a rejected text would undo a moderator's decision. So: the asker or a moderator may
+    swipe, and once a moderator decided, only a moderator."""
+    runtime = make_runtime(sampling_served, decoding=SAMPLED, chat=ChatSettings(swipe_alternatives=2))
+    member = 555_000_000_000_000_001  # neither the one answered nor a moderator
+
+    async def body(emulator, client):
+        await emulator.user_says(GENERAL, TANJIRO, "Say something awful", mention_bot=True)
+        reply = (await emulator.wait_for_bot_message(GENERAL)).message
+        swipe = emulator.buttons(reply)["🔄"]
+        refused = await emulator.click(GENERAL, member, reply, swipe)
+        assert refused.ephemeral and refused.content == NOT_YOURS_TO_SWIPE
+        await emulator.click(GENERAL, TANJIRO, reply, swipe)  # the one answered: a new alternative
+        assert text_and_footer((await emulator.wait_for_update(0))["content"])[1] == "2/2"
+        menu = await emulator.context_menu(GENERAL, ZENITSU, "Reject for training", reply, moderator=True)
+        assert menu.content.startswith("Rejected for training")
+        for clicker in (member, TANJIRO):  # round back to the original would withdraw the rejection
+            refused = await emulator.click(GENERAL, clicker, reply, swipe)
+            assert refused.ephemeral and refused.content == DECIDED_NO_SWIPE
+        assert db_rows("select approved from approvals") == [(False,)]
+        await emulator.click(GENERAL, ZENITSU, reply, swipe, moderator=True)  # a moderator may: they decide again
+        assert text_and_footer((await emulator.wait_for_update(1))["content"])[1] == "1/2"
+
+    run_bot(runtime, body)
+    assert db_rows("select count(*) from approvals") == [(0,)]  # the moderator's own swipe withdrew it
+
+
 def test_the_swipe_button_works_after_a_restart_and_needs_sampling(make_runtime, run_bot, sampling_served, fake_served, db_rows):
     earlier = {}
 
@@ -124,11 +154,11 @@ def test_the_swipe_button_works_after_a_restart_and_needs_sampling(make_runtime,
     async def after(emulator, client):
         reply = earlier["reply"]  # sent by the previous process
         emulator.messages[reply["id"]] = reply
-        await emulator.click(GENERAL, ZENITSU, reply, emulator.buttons(reply)["🔄"])
+        await emulator.click(GENERAL, TANJIRO, reply, emulator.buttons(reply)["🔄"])
         text, footer = text_and_footer((await emulator.wait_for_update(0))["content"])
         assert footer == "2/2" and text in SWIPE_CHOICES
         client.runtime.worker.served = None  # released for a training: told after the deferred update
-        await emulator.click(GENERAL, ZENITSU, reply, emulator.buttons(reply)["🔄"])
+        await emulator.click(GENERAL, TANJIRO, reply, emulator.buttons(reply)["🔄"])
         assert await emulator.wait_for_update(1) == {"followup": TRAINING_IN_THE_MOUNTAINS, "ephemeral": True}
 
     run_bot(make_runtime(sampling_served, decoding=SAMPLED), after)
