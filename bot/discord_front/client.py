@@ -38,6 +38,7 @@ from bot.discord_front.swipe import SwipeButton, reply_view
 from bot.discord_front.message_split import split_message
 from bot.discord_front.rate_limit import SLOW_DOWN, RateLimiter
 from bot.service.runtime import Runtime
+from core.staged_data import purge_replies
 from core.db.history import AlreadyStored
 from core.settings import DiscordSettings
 
@@ -180,8 +181,12 @@ class InosukeBot(discord.Client):
         if await self.runtime.pipeline.edited_while_waiting(payload.message_id, text):
             return  # not stored yet: it will be, as it reads now
         withdrawn = await self.runtime.privacy.message_edited(payload.message_id, text)
-        if withdrawn:
-            log.info("message %s edited: %d approval(s)/rating(s) of replies that saw it withdrawn", payload.message_id, withdrawn)
+        if withdrawn is None:
+            return
+        if withdrawn.endorsements:
+            log.info("message %s edited: %d approval(s)/rating(s) of replies that saw it withdrawn",
+                     payload.message_id, withdrawn.endorsements)
+        await self.purge_staged(withdrawn.replies)
 
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         await self.messages_deleted([payload.message_id])
@@ -191,7 +196,16 @@ class InosukeBot(discord.Client):
 
     async def messages_deleted(self, discord_ids: list[int]) -> None:
         await self.runtime.pipeline.deleted_while_waiting(discord_ids)  # those not stored yet never will be
-        await self.runtime.privacy.messages_deleted(discord_ids)
+        await self.purge_staged((await self.runtime.privacy.messages_deleted(discord_ids)).replies)
+
+    @staticmethod
+    async def purge_staged(replies: set[int]) -> None:
+        """Training rows staged on disk from these replies go too (as /forget-me's do): they
+        hold text that was edited or deleted."""
+        if replies:
+            files, rows = await asyncio.to_thread(purge_replies, replies)
+            if rows:
+                log.info("%d staged training row(s) removed from %d file(s)", rows, files)
 
     async def send_reply(self, message: discord.Message, text: str, buttons: discord.ui.View | None = None) -> list[discord.Message]:
         """Send `text` as a reply, split under Discord's limit, with `buttons` under the last

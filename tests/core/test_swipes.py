@@ -103,7 +103,7 @@ def test_edits_withdraw_picks_and_forget_me_deletes_alternatives(db_url, db_rows
         return theirs, others, unrelated, withdrawn, gone
 
     theirs, others, unrelated, withdrawn, gone = run(db_url, body)
-    assert withdrawn == 2  # the pick on `others` (chosen and rejected alternatives)
+    assert withdrawn.endorsements == 2  # the pick on `others` (chosen and rejected alternatives)
     assert (gone.alternatives, gone.picks) == (4, 2)
     assert db_rows("select count(*) from reply_alternatives where content like '%isteria%'") == [(0,)]
     assert db_rows(f"select count(*) from reply_alternatives where reply_id in ({theirs}, {others})") == [(0,)]

@@ -168,3 +168,59 @@ def test_training_context_stops_at_every_reset(make_runtime, run_bot, fake_serve
     [sample] = export(db_url, persona, tokenizer).samples
     assert [t.text for t in sample.turns[:-1]] == ["between the resets"]
     assert "moonflower" not in runtime.prompts[1]  # as the bot saw it
+
+
+def test_an_edit_withdraws_nothing_past_a_reset(make_runtime, run_bot, fake_served, db_rows):
+    """A reply after a /reset never saw what came before it: editing an old message again and
+    again must not wipe the endorsements of every later reply to other people."""
+    runtime = make_runtime(fake_served)
+
+    async def body(emulator, client):
+        old = await emulator.user_says(GENERAL, ZENITSU, "something to edit later", mention_bot=True)
+        saw_it = (await emulator.wait_for_bot_message(GENERAL)).message
+        await emulator.slash(GENERAL, TANJIRO, "reset", {}, moderator=True)
+        await emulator.user_says(GENERAL, TANJIRO, "a fresh start", mention_bot=True)
+        after_reset = (await emulator.wait_for_bot_message(GENERAL, after=1)).message
+        for reply in (saw_it, after_reset):
+            await emulator.context_menu(GENERAL, TANJIRO, "Approve for training", reply, moderator=True)
+            await emulator.click(GENERAL, TANJIRO, reply, emulator.buttons(reply)["👍"])
+        await emulator.edit(old, "something edited")
+        await emulator.user_says(GENERAL, TANJIRO, "and on", mention_bot=True)  # the edit event is handled before it
+        await emulator.wait_for_bot_message(GENERAL, after=2)
+
+    run_bot(runtime, body)
+    first, second = [m for (m,) in db_rows("select id from messages where by_bot order by id")][:2]
+    assert db_rows("select message_id from approvals") == [(second,)]  # the reply that saw the old text lost its own
+    assert db_rows("select message_id from ratings") == [(second,)]
+
+
+def test_edits_and_deletes_take_the_old_text_out_of_staged_training_data(make_runtime, run_bot, fake_served_with, db_url,
+                                                                       persona, tokenizer, tmp_path):
+    """Staged training files (a retrain's approved logs, a run's dataset snapshot) hold the text
+    as it was exported: a message deleted or edited on Discord afterwards leaves them, as
+    /forget-me's words do, even when the user never runs /forget-me."""
+    runtime = make_runtime(fake_served_with(quote=True))
+    staged = []
+
+    async def body(emulator, client):
+        emulator.users[KANAO] = "Kanao"
+        phone = await emulator.user_says(GENERAL, ZENITSU, "my phone is 555-0199", mention_bot=True)
+        quoting_phone = (await emulator.wait_for_bot_message(GENERAL)).message
+        address = await emulator.user_says(GENERAL, KANAO, "I live at 12 Wisteria Lane", mention_bot=True)
+        quoting_address = (await emulator.wait_for_bot_message(GENERAL, after=1)).message
+        for reply in (quoting_phone, quoting_address):
+            await emulator.context_menu(GENERAL, TANJIRO, "Approve for training", reply, moderator=True)
+            await emulator.click(GENERAL, TANJIRO, reply, emulator.buttons(reply)["👍"])
+        before = export(db_url, persona, tokenizer)
+        assert len(before.samples) == 2
+        staged.extend(stage_like_a_retrain(tmp_path / "state", before, persona))
+        text = "".join(p.read_text() for p in staged)
+        assert "555-0199" in text and "Wisteria" in text
+        await emulator.delete(phone)
+        await emulator.edit(address, "I live somewhere")
+        await emulator.user_says(GENERAL, TANJIRO, "and on", mention_bot=True)  # both events are handled before it
+        await emulator.wait_for_bot_message(GENERAL, after=2)
+
+    run_bot(runtime, body)
+    for path in staged:
+        assert "555-0199" not in path.read_text() and "Wisteria" not in path.read_text(), path
