@@ -11,6 +11,7 @@ model never stops, or invents the user's next line), hence one builder for both 
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -61,7 +62,9 @@ def chat_messages(card: PersonaCard, turns: list[Turn]) -> list[dict[str, str]]:
             messages.append({"role": "assistant", "content": "\n".join(t.text for t in group)})
         else:
             labelled = any(t.speaker for t in group)
-            lines = [f"{t.speaker or DEFAULT_USER_LABEL}: {t.text}" if labelled else t.text for t in group]
+            # Labelled, a line of one message that reads `Kanao: I give up` would pass for
+            # another speaker's own line: such lines are defused, as in the alpaca transcript.
+            lines = [f"{t.speaker or DEFAULT_USER_LABEL}: {defuse_lines(t.text)}" if labelled else t.text for t in group]
             messages.append({"role": "user", "content": "\n".join(lines)})
         group.clear()
 
@@ -77,15 +80,23 @@ def speaker_label(name: str, card: PersonaCard) -> str:
     """A display name as a speaker label that cannot pass for another speaker: on one line, with
     no colon (`Inosuke: HAH` as a name would open a line of the persona's), and a user who calls
     themself by the persona's name is marked as a user."""
-    label = " ".join(name.replace(":", " ").split()) or DEFAULT_USER_LABEL
-    if label.casefold() in {alias.casefold() for alias in card.aliases}:
+    # Invisible format characters (zero-width spaces and joiners, direction marks) go: in a
+    # label they only serve to make `Inosuke\u200b` look like the persona and compare unlike it.
+    visible = "".join(c for c in name if unicodedata.category(c) != "Cf")
+    label = " ".join(visible.replace(":", " ").split()) or DEFAULT_USER_LABEL
+    if unicodedata.normalize("NFKC", label).casefold() in {alias.casefold() for alias in card.aliases}:
         label = f"{label} (user)"
     return label
 
 
 def special_tokens(tokenizer) -> list[str]:
-    """Every special token string of the tokenizer (<|im_start|>, <|im_end|>, ...)."""
-    added = [t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special]
+    """Every control token string the tokenizer would match inside plain text: its special
+    tokens (<|im_start|>, <|im_end|>, ...) and the added tokens that look like markup, special
+    or not (Qwen2.5's <tool_call> and <|fim_prefix|> are added tokens without the special flag,
+    and a tokenizer matches every added token in text). Added tokens that are words or
+    whitespace are left alone: breaking them would change what users wrote."""
+    added = [t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values()
+             if t.special or any(not (c.isalnum() or c.isspace()) for c in t.content)]
     return sorted(set(tokenizer.all_special_tokens) | set(added), key=len, reverse=True)
 
 
