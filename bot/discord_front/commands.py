@@ -28,6 +28,7 @@ NOT_A_MODERATOR = "Only moderators can do that! (Manage Messages, or a moderator
 NOT_A_MODERATOR_THERE = "Only moderators of the channel that reply lives in can do that!"
 NO_REPLY_YET = "I haven't said anything in this channel yet. Nothing to rate!"
 BAD_MESSAGE_REF = "That's not a message link or id. Right-click a message of mine > Copy Message Link."
+FORGETTING = "Forgetting you... (this can take a few seconds)"
 RESET_DONE = "HAH! Forgot everything before this. Fresh start! Come at me!"
 MESSAGE_LINK = re.compile(r"^(?:https://(?:\w+\.)?discord(?:app)?\.com/channels/(?:\d+|@me)/\d+/)?(\d{15,21})/?$")
 
@@ -207,10 +208,13 @@ class ForgetMeConfirmation(discord.ui.View):
         from core.staged_data import purge_replies
 
         self.stop()
+        # Acknowledged first: for someone who wrote thousands of messages the deletion takes longer
+        # than the 3 s Discord waits for an answer (it then shows "This interaction failed").
+        await interaction.response.edit_message(content=FORGETTING, view=None)
         gone = await interaction.client.runtime.privacy.forget_user(interaction.user.id)
         interaction.client.runtime.worker.forget_conversations()  # the model's cached conversations too
         files, rows = await asyncio.to_thread(purge_replies, gone.touched_replies)
-        await interaction.response.edit_message(content=forgotten_text(gone, files, rows), view=None)
+        await interaction.edit_original_response(content=forgotten_text(gone, files, rows))
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:

@@ -17,6 +17,7 @@ import re
 import discord
 
 from bot.discord_front.commands import is_moderator
+from bot.discord_front.rate_limit import SLOW_DOWN
 from bot.discord_front.rating import GONE, rating_view
 from bot.service.pipeline import SWIPE_GREEDY, SWIPE_NOT_NEWEST, SwipeRefused
 
@@ -71,6 +72,8 @@ class SwipeButton(discord.ui.DynamicItem[discord.ui.Button], template=SWIPE_ID):
                 refusal = DECIDED_NO_SWIPE
             elif interaction.user.id != asker:
                 refusal = NOT_YOURS_TO_SWIPE
+        if refusal is None and not interaction.client.rate_limiter.allow(interaction.user.id):
+            refusal = SLOW_DOWN  # a swipe is a generation like a message: it counts towards the same limit
         if refusal is not None:
             await interaction.response.send_message(refusal, ephemeral=True)
             return

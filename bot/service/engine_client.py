@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bot.service.worker import RenderedForAnotherModel, WorkerBusy
 from core.decoding import GREEDY, Decoding
@@ -39,6 +40,18 @@ from core.served_model import ServedModel
 from core.settings import OpenAIEngineSettings
 
 log = logging.getLogger(__name__)
+
+
+def public_address(url: str) -> str:
+    """scheme://host:port of `url`: no user name, password, path or query."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # not a number: said nowhere
+        port = None
+    host = parts.hostname or "?"
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
 class EngineUnavailable(Exception):
@@ -118,7 +131,9 @@ class OpenAIEngine:
         return self._waiting
 
     def describe(self) -> str:
-        return f"OpenAI-compatible engine at {self.settings.base_url} (base {self._base_name or 'not asked yet'})"
+        """For /inosuke (anyone may ask) and the log: the engine's address without what a URL
+        may carry besides (`https://user:password@host/...?key=...`)."""
+        return f"OpenAI-compatible engine at {public_address(self.settings.base_url)} (base {self._base_name or 'not asked yet'})"
 
     def start(self) -> OpenAIEngine:
         return self

@@ -252,8 +252,8 @@ class Emulator:
             message |= {"components": data.get("components", []), "flags": data.get("flags", 0),
                         "interaction_id": interaction_id}
             self._interaction_messages[message["id"]] = message
-        elif kind == 7:
-            message = self.update_message(self._updating.pop(interaction_id, ""), data)
+        elif kind == 7:  # the message stays the interaction's original: a later PATCH @original edits it again
+            message = self.update_message(self._updating.get(interaction_id, ""), data)
         future = self._responses.get(interaction_id)
         if future is not None and not future.done():
             future.set_result(InteractionResponse(kind, data, message))
@@ -271,6 +271,15 @@ class Emulator:
             message.update({k: data[k] for k in ("content", "components") if k in data})
             self.updates.append({"id": message_id, "content": message["content"]})
             self._updated_event.set()
+        return message
+
+    async def edited_from(self, message: dict, content: str, timeout: float = 120) -> dict:
+        """`message` once its content is no longer `content` (an acknowledgement edited into
+        the answer through PATCH @original)."""
+        async with asyncio.timeout(timeout):
+            while message["content"] == content:
+                self._updated_event.clear()
+                await self._updated_event.wait()
         return message
 
     async def edit_original(self, request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from bot.discord_front.commands import FORGETTING
 from bot.service.adapter_follower import AdapterFollower
 from core.settings import ServingSettings
 from core.registry import versions
@@ -57,7 +58,8 @@ def test_rated_replies_become_samples_with_the_bots_own_context_and_opted_out_li
     async def body(emulator, client):
         emulator.users[KANAO] = "Kanao"
         question = await emulator.slash(GENERAL, KANAO, "forget-me", {})
-        await emulator.click(GENERAL, KANAO, question.message, emulator.buttons(question.message)["Yes, forget me"])
+        acknowledged = await emulator.click(GENERAL, KANAO, question.message, emulator.buttons(question.message)["Yes, forget me"])
+        await emulator.edited_from(acknowledged.message, FORGETTING)  # done: what Kanao says next is kept
 
         async def exchange(user, text, name):
             await emulator.user_says(GENERAL, user, text, mention_bot=True)

@@ -11,6 +11,7 @@ import asyncio
 import json
 from pathlib import Path
 
+from bot.discord_front.commands import FORGETTING
 from core.db.database import connect_sync
 from core.files import write_jsonl
 from tests.discord_front.emulator import GENERAL, TANJIRO, TRAINING, ZENITSU
@@ -60,11 +61,13 @@ def test_forget_me_removes_everything_by_or_about_the_user(make_runtime, run_bot
         assert all("555-0199" in p.read_text() for p in staged if p.stat().st_size), [p.read_text()[:300] for p in staged]
 
         question = await emulator.slash(GENERAL, TANJIRO, "forget-me", {})
-        done = await emulator.click(GENERAL, TANJIRO, question.message, emulator.buttons(question.message)["Yes, forget me"])
-        assert done.content.startswith("Done. Deleted 1 message(s) of yours, 1 repl(ies) of mine to you and 1 rating(s) "
+        acknowledged = await emulator.click(GENERAL, TANJIRO, question.message, emulator.buttons(question.message)["Yes, forget me"])
+        assert acknowledged.content == FORGETTING  # at once, before Discord's 3 s
+        done = await emulator.edited_from(acknowledged.message, FORGETTING)
+        assert done["content"].startswith("Done. Deleted 1 message(s) of yours, 1 repl(ies) of mine to you and 1 rating(s) "
                                        "of yours; 1 moderator decision(s) no longer carry your id; 0 swiped alternative(s) "
                                        "that could quote you deleted and 0 swipe pick(s) of yours undone")
-        assert "cannot unlearn" in done.content
+        assert "cannot unlearn" in done["content"]
 
         await emulator.user_says(GENERAL, KANAO, "What did he say?", mention_bot=True)
         await emulator.wait_for_bot_message(GENERAL, after=3)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from core.settings import DiscordSettings
-from bot.discord_front.commands import BAD_MESSAGE_REF, NOT_A_MODERATOR, NO_REPLY_YET, RESET_DONE
+from bot.discord_front.commands import BAD_MESSAGE_REF, FORGETTING, NOT_A_MODERATOR, NO_REPLY_YET, RESET_DONE
 from tests.discord_front.emulator import GENERAL, GUILD_ID, MOD_ROLE, TANJIRO, TRAINING, ZENITSU
 
 pytestmark = pytest.mark.each_database
@@ -117,10 +117,12 @@ def test_forget_me_deletes_only_after_confirmation(make_runtime, run_bot, fake_s
         assert db_rows(f"select count(*) from messages where author_id = {TANJIRO}") == [(1,)]
 
         question = await emulator.slash(GENERAL, TANJIRO, "forget-me", {})
-        done = await emulator.click(GENERAL, TANJIRO, question.message, emulator.buttons(question.message)["Yes, forget me"])
-        assert done.type == 7 and done.content.startswith(
+        acknowledged = await emulator.click(GENERAL, TANJIRO, question.message, emulator.buttons(question.message)["Yes, forget me"])
+        assert acknowledged.type == 7 and acknowledged.content == FORGETTING
+        done = await emulator.edited_from(acknowledged.message, FORGETTING)
+        assert done["content"].startswith(
             "Done. Deleted 1 message(s) of yours, 1 repl(ies) of mine to you and 1 rating(s) of yours")
-        assert done.message["components"] == []  # the buttons are gone once answered
+        assert done["components"] == []  # the buttons are gone once answered
 
     run_bot(runtime, body)
     assert db_rows(f"select count(*) from messages where author_id = {TANJIRO}") == [(0,)]

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from bot.discord_front.commands import RESET_DONE
+from bot.discord_front.commands import FORGETTING, RESET_DONE
 from core.settings import DiscordSettings
 from tests.discord_front.emulator import GENERAL, GUILD_ID, MEMBERS, SECOND_GUILD, TANJIRO, ZENITSU, shard_of
 
@@ -45,8 +45,9 @@ def test_two_shards_split_the_guilds_and_answer_everything_in_both(make_runtime,
             await emulator.wait_for_bot_message(channel, after=1)
 
         question = await emulator.slash(DOJO, ZENITSU, "forget-me", {})
-        done = await emulator.click(DOJO, ZENITSU, question.message, emulator.buttons(question.message)["Yes, forget me"])
-        assert done.content.startswith("Done. Deleted 0 message(s) of yours, 0 repl(ies) of mine to you and 2 rating(s) of yours")  # his 👍 in both guilds
+        acknowledged = await emulator.click(DOJO, ZENITSU, question.message, emulator.buttons(question.message)["Yes, forget me"])
+        done = await emulator.edited_from(acknowledged.message, FORGETTING)
+        assert done["content"].startswith("Done. Deleted 0 message(s) of yours, 0 repl(ies) of mine to you and 2 rating(s) of yours")  # his 👍 in both guilds
 
         # Every event reached the one session whose shard owns its guild.
         for session in emulator.sessions:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import pytest
 
+from bot.discord_front.rate_limit import SLOW_DOWN
 from bot.discord_front.swipe import DECIDED_NO_SWIPE, NOT_YOURS_TO_SWIPE
 from bot.service.pipeline import SWIPE_GREEDY, SWIPE_NOT_NEWEST, TRAINING_IN_THE_MOUNTAINS, swipe_seed
 from core.db.database import connect_sync
 from core.decoding import Decoding
-from core.settings import ChatSettings
+from core.settings import ChatSettings, DiscordSettings
 from tests.discord_front.emulator import GENERAL, GUILD_ID, TANJIRO, TRAINING, ZENITSU
 from tests.fakes import SWIPE_CHOICES, fake_served_model
 from trainer.chat_logs import LogRules, collect
@@ -138,6 +139,24 @@ def test_only_the_one_answered_or_a_moderator_may_swipe_and_a_decision_stays(mak
 
     run_bot(runtime, body)
     assert db_rows("select count(*) from approvals") == [(0,)]  # the moderator's own swipe withdrew it
+
+
+def test_swipes_count_towards_the_rate_limit(make_runtime, run_bot, sampling_served):
+    """Each swipe makes the model write a reply, like a message: one user cannot get around
+    `rate_limit_messages` by pressing 🔄."""
+    runtime = make_runtime(sampling_served, decoding=SAMPLED)
+
+    async def body(emulator, client):
+        await emulator.user_says(GENERAL, TANJIRO, "Show me!", mention_bot=True)  # 1 of 2
+        reply = (await emulator.wait_for_bot_message(GENERAL)).message
+        swipe = emulator.buttons(reply)["🔄"]
+        await emulator.click(GENERAL, TANJIRO, reply, swipe)  # 2 of 2
+        await emulator.wait_for_update(0)
+        refused = await emulator.click(GENERAL, TANJIRO, reply, swipe)
+        assert refused.ephemeral and refused.content == SLOW_DOWN
+
+    run_bot(runtime, body, DiscordSettings(rate_limit_messages=2, rate_limit_seconds=60))
+    assert len(runtime.prompts) == 2  # the reply and one alternative
 
 
 def test_the_swipe_button_works_after_a_restart_and_needs_sampling(make_runtime, run_bot, sampling_served, fake_served, db_rows):

@@ -314,3 +314,14 @@ def test_the_vllm_engine_computes_in_bf16_only_where_the_cpu_has_it(monkeypatch)
     monkeypatch.setattr(vllm_engine, "cpu_dtype", lambda: "float32")
     command = vllm_engine.VLLMEngine(vllm_engine.Path("model"), port=1).command()
     assert command[command.index("--dtype") + 1] == "float32"  # the engine is started in the dtype chosen here
+
+
+def test_the_engine_shown_to_anyone_carries_no_credentials():
+    """/inosuke (anyone may run it, in DMs too) shows the engine; a base_url with a user name,
+    a password or a key in its query must not reach the channel or the log."""
+    for url, shown in (("https://bot:s3cret@10.0.0.5:8000/v1?api_key=k3y", "https://10.0.0.5:8000"),
+                       ("http://[::1]:8000", "http://[::1]:8000"), ("http://engine", "http://engine")):
+        engine = OpenAIEngine(OpenAIEngineSettings(base_url=url), served=None)
+        described = engine.describe()
+        assert described.startswith(f"OpenAI-compatible engine at {shown} ")
+        assert "s3cret" not in described and "k3y" not in described and "bot" not in described
