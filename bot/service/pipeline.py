@@ -203,6 +203,7 @@ class ChatPipeline:
             await waiting.stored.wait()
             return False
         waiting.text = text
+        waiting.deleted = not text.strip()  # nothing left to answer (an attachment alone)
         return True
 
     async def deleted_while_waiting(self, discord_ids: list[int]) -> None:
