@@ -19,7 +19,7 @@ from pathlib import Path
 from core.errors import UserError
 from core.paths import state_dir
 
-VERSION = re.compile(r"^v(\d{4,})$")
+VERSION = re.compile(r"^v(\d{4,})\Z")  # \Z, not $: "v0002\n" is no version name
 MANIFEST = "manifest.json"
 EVAL_SPLIT = "eval_split.jsonl"  # the training data's eval split, published with the adapter: its held-out set
                                  # when its character has no held-out folder of its own
@@ -57,9 +57,13 @@ def read_adapter(path: str | Path) -> AdapterInfo:
         raise UserError(f"{path}: no manifest.json: this adapter was not written by the trainer")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        return AdapterInfo(path, manifest["version"], manifest["base_model"], manifest["quantization"], manifest["prompt_format"])
+        info = AdapterInfo(path, manifest["version"], manifest["base_model"], manifest["quantization"], manifest["prompt_format"])
     except (ValueError, RecursionError, KeyError, TypeError) as exc:
         raise UserError(f"{manifest_path}: unreadable manifest ({exc})") from None
+    # The version names folders (state/exports/<version>/): "../../x" or "/home/me" would write elsewhere.
+    if not (isinstance(info.version, str) and VERSION.match(info.version)):
+        raise UserError(f"{manifest_path}: version: expected a name such as v0003, got {info.version!r}")
+    return info
 
 
 

@@ -9,15 +9,19 @@ pointer exists (a fresh install that only ran `trainer train`), the newest versi
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core.registry import VERSION, registry_dir, versions
+from core.registry import VERSION, read_adapter, registry_dir, versions
 from core.errors import UserError
 from core.files import write_json
 
 POINTER = "current.json"
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")  # what PEFT saves
+log = logging.getLogger(__name__)
 
 
 def pointer_path(registry: Path | None = None) -> Path:
@@ -31,6 +35,9 @@ def read_pointer(registry: Path | None = None) -> dict | None:
     """The pointer, checked: an object whose `version` is a registry name (vNNNN) or null and
     whose `history` lists registry names, so that it can never point outside the registry."""
     path = pointer_path(registry)
+    if path.is_dir():  # `rollback --to` cannot write over a folder: it has to be moved aside by hand
+        raise UserError(f"{path}: is a folder, not the pointer file; move it aside, then run "
+                        "`python -m trainer rollback --to vNNNN`")
     try:
         pointer = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -55,6 +62,25 @@ def in_service(registry: Path | None = None) -> Path | None:
         return registry / pointer["version"] if pointer.get("version") else None
     published = versions(registry)
     return published[-1] if published else None
+
+
+def checked_in_service(registry: Path | None = None) -> Path | None:
+    """in_service, for what is about to compare against it (a retrain): a pointer naming a version
+    that is not in the registry is an error now, not after a candidate has been trained."""
+    registry = registry or registry_dir()
+    current = in_service(registry)
+    if current is not None and not (current / "manifest.json").is_file():
+        raise UserError(f"{pointer_path(registry)}: points at {current.name}, which is not in {registry}; "
+                        "point it anew with `python -m trainer rollback --to vNNNN`")
+    return current
+
+
+def check_adapter(folder: Path) -> None:
+    """A version named by hand (`rollback --to`) must hold an adapter, not just a manifest (a
+    folder copied half way): the bot would be pointed at something it cannot load."""
+    read_adapter(folder)  # adapter_config.json, and a manifest naming a version
+    if not any((folder / name).is_file() for name in ADAPTER_WEIGHTS):
+        raise UserError(f"{folder}: no adapter weights ({' or '.join(ADAPTER_WEIGHTS)})")
 
 
 def write_pointer(pointer: dict, registry: Path | None = None) -> None:
@@ -89,8 +115,16 @@ def rollback(registry: Path | None = None, to: str | None = None,
     if to is not None and not VERSION.match(to):
         raise UserError(f"--to {to}: expected a version name such as v0003 (published: "
                         f"{', '.join(p.name for p in versions(registry)) or 'none'})")
-    current = in_service(registry)
-    history = list((read_pointer(registry) or {}).get("history", []))
+    try:
+        current = in_service(registry)
+        history = list((read_pointer(registry) or {}).get("history", []))
+        damaged = False
+    except UserError:
+        # `--to` is the way out that read_pointer's error names: it must work with a damaged pointer.
+        if to is None or pointer_path(registry).is_dir():
+            raise
+        current, history, damaged = None, [], True
+    named = to is not None
     if to is None:
         if not history:
             raise UserError("nothing to roll back to: no earlier adapter was in service")
@@ -100,8 +134,22 @@ def rollback(registry: Path | None = None, to: str | None = None,
     target = registry / to
     if not (target / "manifest.json").is_file():
         raise UserError(f"{target}: no such published adapter")
+    if named:
+        check_adapter(target)
     if prepare is not None:
         prepare(target)
-    write_pointer({"version": to, "history": history, "reason": f"rollback from {current.name if current else 'none'}",
+    if damaged:
+        kept = keep_damaged_pointer(registry)
+        log.warning("%s was unreadable: replaced by a pointer to %s (the old one is kept as %s)", pointer_path(registry), to, kept.name)
+    was = "an unreadable pointer" if damaged else current.name if current else "none"
+    write_pointer({"version": to, "history": history, "reason": f"rollback from {was}",
                    "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}, registry)
     return (current.name if current else None), to
+
+
+def keep_damaged_pointer(registry: Path) -> Path:
+    """A copy of an unreadable pointer, beside it, before it is replaced: its history may be
+    worth reading by hand."""
+    kept = pointer_path(registry).with_name(f"{POINTER}.unreadable")
+    shutil.copyfile(pointer_path(registry), kept)
+    return kept

@@ -18,6 +18,7 @@ def publish(registry, name):
     folder = registry / name
     folder.mkdir(parents=True)
     (folder / "adapter_config.json").write_text("{}")
+    (folder / "adapter_model.safetensors").write_bytes(b"")  # never loaded here
     (folder / "manifest.json").write_text(json.dumps({"version": name, "base_model": "smollm2-135m",
                                                       "quantization": "nf4", "prompt_format": "chat"}))
     return folder
@@ -76,3 +77,54 @@ def test_the_training_lock_is_exclusive_across_processes_and_dies_with_its_holde
     assert not training_in_progress(lock)  # killed: the kernel let go of the lock
     with training_lock(lock):
         assert training_in_progress(lock)
+
+
+@pytest.mark.parametrize("version", ["../../victim", "/home/me/project", 7, "v0001\n", None])
+def test_a_manifest_version_that_is_no_version_name_is_refused(tmp_path, version):
+    from core.registry import read_adapter
+
+    folder = publish(tmp_path, "v0001")
+    manifest = folder / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "version": version}))
+    with pytest.raises(UserError) as error:
+        read_adapter(folder)  # export names its folder after it: state/exports/<version>/
+    assert str(error.value) == f"{manifest}: version: expected a name such as v0003, got {version!r}"
+
+
+@pytest.mark.parametrize("damaged", [b"[]", b"\xff\xfe\x00binary", b'{"version": "v0001", "history": "v0001"}'])
+def test_rollback_to_a_version_replaces_a_damaged_pointer_and_keeps_a_copy(tmp_path, damaged):
+    publish(tmp_path, "v0001")
+    pointer_path(tmp_path).write_bytes(damaged)
+    with pytest.raises(UserError, match="fix it or point it anew with `python -m trainer rollback --to vNNNN`"):
+        rollback(tmp_path)  # without --to there is no history to take the previous version from
+    assert pointer_path(tmp_path).read_bytes() == damaged
+    assert rollback(tmp_path, to="v0001") == (None, "v0001")  # the way out the error names works
+    assert read_pointer(tmp_path)["version"] == "v0001" and in_service(tmp_path) == tmp_path / "v0001"
+    assert (tmp_path / "current.json.unreadable").read_bytes() == damaged
+
+
+def test_a_pointer_that_is_a_folder_is_left_alone_with_a_clear_error(tmp_path):
+    publish(tmp_path, "v0001")
+    pointer_path(tmp_path).mkdir()
+    (pointer_path(tmp_path) / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="current.json: is a folder, not the pointer file; move it aside"):
+        rollback(tmp_path, to="v0001")
+    assert (pointer_path(tmp_path) / "notes.txt").read_text() == "mine"
+
+
+def test_rollback_to_a_folder_without_an_adapter_is_refused_and_a_dangling_pointer_is_reported(tmp_path):
+    promote(publish(tmp_path, "v0001"), tmp_path)
+    half = publish(tmp_path, "v0002")
+    for gone, says in (("adapter_model.safetensors", "v0002: no adapter weights (adapter_model.safetensors or adapter_model.bin)"),
+                       ("adapter_config.json", "v0002: not a PEFT adapter folder (no adapter_config.json)")):
+        (half / gone).unlink()  # copied half way: a manifest, but no adapter the bot could load
+        with pytest.raises(UserError) as error:
+            rollback(tmp_path, to="v0002")
+        assert str(error.value) == f"{tmp_path / says}"
+        assert read_pointer(tmp_path)["version"] == "v0001"
+    from core.serving_pointer import checked_in_service
+
+    pointer_path(tmp_path).write_text(json.dumps({"version": "v0009", "history": []}))
+    with pytest.raises(UserError, match=r"current.json: points at v0009, which is not in "):
+        checked_in_service(tmp_path)  # a retrain asks before it trains a candidate
+    assert checked_in_service(tmp_path / "empty") is None

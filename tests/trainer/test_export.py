@@ -107,6 +107,51 @@ def test_card_png_round_trips_through_the_persona_reader(tmp_path, persona, smal
         assert image.size == (4, 4)
 
 
+def png_bytes(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunk(kind, data) for kind, data in chunks) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("width, height", [(None, None), (30000, 30000), (5000, 5000)])
+def test_a_card_picture_pil_cannot_or_should_not_decode_gets_the_plain_portrait(tmp_path, small_card, width, height):
+    """The card reader never decodes pixels, so it accepts a PNG with no IHDR, or of 30000x30000
+    pixels in a few bytes; the exported card then gets the plain portrait, and no traceback."""
+    import base64
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    text = (b"tEXt", b"chara\0" + base64.b64encode(json.dumps(small_card).encode()))
+    header = [] if width is None else [(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)),
+                                       (b"IDAT", zlib.compress(b"\0" * 64))]
+    source = tmp_path / "source.png"
+    source.write_bytes(png_bytes(header + [text]))
+    write_card_png(load_card(source), source, "v0001", tmp_path / "out.png")
+    assert load_card(tmp_path / "out.png").name == "Rengoku Kyojuro"
+    with Image.open(tmp_path / "out.png") as image:
+        assert image.size == (400, 600)
+
+
+def test_an_adapter_whose_version_is_a_path_exports_nothing_outside(tmp_path, monkeypatch):
+    monkeypatch.setenv("INOSUKE_STATE_DIR", str(tmp_path / "state"))
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "README.md").write_text("PRECIOUS operator notes")
+    adapter = fake_adapter(tmp_path / "shared" / "adapter")
+    manifest = adapter / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "version": "../../victim"}))
+    with pytest.raises(UserError, match=r"manifest.json: version: expected a name such as v0003, got '../../victim'"):
+        export(adapter, ["card"])
+    assert [p.name for p in victim.iterdir()] == ["README.md"] and (victim / "README.md").read_text() == "PRECIOUS operator notes"
+    assert not (tmp_path / "state" / "exports").exists()
+
+
 def fake_adapter(folder: Path) -> Path:
     """An adapter folder as the registry writes it (no weights: these tests stop before loading)."""
     folder.mkdir(parents=True)
