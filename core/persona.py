@@ -111,6 +111,8 @@ def png_text_chunks(path: Path) -> dict[str, str]:
                 elif kind == b"zTXt":
                     value = inflate(rest[1:], key)
                 else:  # iTXt: compressed flag, method, language tag, translated keyword, text
+                    if len(rest) < 2:
+                        raise UserError(f"{path}: {key}: a damaged iTXt chunk (it ends after its keyword)")
                     compressed, rest = rest[0], rest[2:]
                     _, _, rest = rest.partition(b"\0")
                     _, _, value = rest.partition(b"\0")
@@ -131,6 +133,8 @@ def parse_json(text: str, path: Path, what: str) -> object:
         raise UserError(f"{path}:{exc.lineno}: {what}: invalid JSON ({exc.msg})") from None
     except RecursionError:
         raise UserError(f"{path}: {what}: JSON nested too deeply") from None
+    except ValueError as exc:  # not a JSONDecodeError: an integer of more digits than Python converts
+        raise UserError(f"{path}: {what}: invalid JSON ({str(exc).split(';')[0]})") from None
 
 
 def read_card_json(path: Path) -> object:

@@ -65,3 +65,36 @@ def test_png_without_card_and_broken_json(tmp_path):
     broken.write_text('{\n  "name": "X",\n  oops\n}')
     with pytest.raises(UserError, match=r"broken.json:3: card: invalid JSON"):
         load_card(broken)
+
+
+def png_with_text(path, kind: bytes, data: bytes) -> None:
+    import struct
+    import zlib
+
+    def chunk(name: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + name + body + struct.pack(">I", zlib.crc32(name + body))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(kind, data) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("data", [b"chara", b"chara\0", b"chara\0\0"])
+def test_a_damaged_itxt_chunk_is_a_one_line_error(tmp_path, data):
+    path = tmp_path / "itxt.png"
+    png_with_text(path, b"iTXt", data)  # the keyword and nothing (or too little) after it
+    with pytest.raises(UserError) as error:
+        load_card(path)
+    assert str(error.value) == f"{path}: chara: a damaged iTXt chunk (it ends after its keyword)"
+
+
+def test_a_number_too_long_for_python_is_a_one_line_error(tmp_path, small_card):
+    import base64
+
+    text = json.dumps({**small_card, "id": 0}).replace('"id": 0', '"id": ' + "1" * 5000)  # over Python's 4300 digits
+    as_json, as_png = tmp_path / "card.json", tmp_path / "card.png"
+    as_json.write_text(text)
+    png_with_text(as_png, b"tEXt", b"chara\0" + base64.b64encode(text.encode()))
+    for path in (as_json, as_png):
+        with pytest.raises(UserError) as error:
+            load_card(path)
+        assert str(error.value).startswith(f"{path}: card: invalid JSON (Exceeds the limit (4300 digits)")
+        assert "\n" not in str(error.value)

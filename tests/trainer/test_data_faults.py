@@ -13,9 +13,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from core.db.database import connect, connect_sync, upgrade
 from core.db.history import History
 from core.db.ratings import Ratings
+from core.errors import UserError
 from core.files import read_jsonl
 from core.paths import PROJECT_ROOT
 from trainer.chat_logs import LogRules, collect, write_samples
@@ -87,6 +90,26 @@ def test_data_build_names_the_file_and_line_of_every_bad_row(tmp_path):
     assert len(read_jsonl(rejects)) == 4
 
 
+def test_a_build_with_an_output_it_cannot_write_leaves_the_previous_build_untouched(tmp_path, persona):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "good.jsonl").write_text("".join(json.dumps({"instruction": f"q{n}", "output": f"HAH {n}!"}) + "\n" for n in range(6)))
+    out = tmp_path / "out"
+    build_dataset(data, persona, out, eval_fraction=0.2)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (data / "more.jsonl").write_text('{"instruction": "q9", "output": "HAH 9!"}\n{"instruction": "no output"}\n')
+    (tmp_path / "rejects").mkdir()
+    (tmp_path / "a_file").write_text("mine")
+    for rejects, says in ((tmp_path / "rejects", "rejects: is a folder; expected the rejects file here"),
+                          (tmp_path / "a_file" / "rejects.jsonl", "a_file is a file, not a folder; cannot write the rejects file there")):
+        with pytest.raises(UserError, match=says):
+            build_dataset(data, persona, out, eval_fraction=0.2, rejects=rejects)
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    with pytest.raises(UserError, match="a_file: is a file; expected the dataset folder here"):
+        build_dataset(data, persona, tmp_path / "a_file", eval_fraction=0.2, rejects=tmp_path / "rejects.jsonl")
+    assert (tmp_path / "a_file").read_text() == "mine" and not (tmp_path / "rejects.jsonl").exists()
+
+
 def test_a_retrain_sets_bad_rows_aside_and_counts_only_its_training_guilds(tmp_path):
     upgrade(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
     seed_chat(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", [
@@ -135,3 +158,14 @@ def test_schedule_every_survives_a_failing_check(tmp_path):
     finally:
         child.kill()
         child.wait(timeout=30)
+
+
+@pytest.mark.parametrize("every", ["-1", "nan", "0", "0.5", "inf"])
+def test_schedule_every_must_be_a_sane_number_of_seconds(tmp_path, capsys, every):
+    from core.cli import run as run_cli
+    from trainer.__main__ import main
+
+    # Checked before the first check: 0 was a busy loop, -1 and nan failed in time.sleep after it.
+    assert run_cli(main, ["schedule", "--every", every, "--config", str(tmp_path / "retrain.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --every {float(every):g}: expected a number of seconds, at least 1\n"

@@ -89,6 +89,76 @@ def test_the_gate_promotes_only_a_candidate_better_and_no_worse():
     assert not decide(better, current, GateSettings(min_style_gain=0.1)).passed  # thresholds come from config
 
 
+def test_a_nan_threshold_or_metric_never_switches_a_gate_check_off(tmp_path):
+    from trainer.evaluation.compare import load_eval_settings
+
+    for override in ("gate.max_qa_drop=nan", "gate.max_multi_turn_drop=.inf", "gate.min_style_gain=-inf"):
+        with pytest.raises(UserError) as error:
+            load_eval_settings(tmp_path / "eval.yaml", [override])
+        key = override.split("=")[0]
+        assert str(error.value).startswith(f"{tmp_path / 'eval.yaml'}: {key}: expected a finite number, got ")
+    config = tmp_path / "eval.yaml"
+    config.write_text("gate:\n  max_qa_drop: .nan\n")
+    with pytest.raises(UserError, match=r"eval.yaml: gate.max_qa_drop: expected a finite number, got nan"):
+        load_eval_settings(config)
+
+    current = {"eval_loss": 3.0, "style_score": 0.20, "failure_rate": 0.0, "qa_accuracy": 0.60, "multi_turn_score": 0.5}
+    diverged = dict(current, eval_loss=float("nan"), style_score=0.21)  # a diverged run: its loss is NaN
+    decision = decide(diverged, current, GateSettings())
+    assert not decision.passed and decision.reasons[0] == "eval_loss nan is not a finite number"
+
+
+def test_eval_of_a_missing_or_damaged_adapter_is_a_one_line_error(tmp_path, capsys):
+    from core.cli import run
+    from trainer.__main__ import main
+
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "adapter_config.json").write_text("{}")
+    (damaged / "manifest.json").write_text('{"version": "v0001",\n')  # truncated
+    for adapter, says in ((tmp_path / "nowhere", f"error: {tmp_path / 'nowhere'}: not a PEFT adapter folder"),
+                          (damaged, f"error: {damaged / 'manifest.json'}: unreadable manifest")):
+        assert run(main, ["eval", "--adapter", str(adapter)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(says) and err.count("\n") == 1, err
+
+
+def heldout_copy(tmp_path):
+    """A held-out folder: a copy of evals/, to damage one file of."""
+    import shutil
+
+    from trainer.evaluation.heldout import EVALS_DIR
+
+    return shutil.copytree(EVALS_DIR, tmp_path / "heldout")
+
+
+def test_a_missing_or_undecodable_heldout_file_is_a_one_line_error(tmp_path, persona):
+    folder = heldout_copy(tmp_path)
+    (folder / "persona.jsonl").unlink()
+    with pytest.raises(UserError, match=r"heldout/persona.jsonl: missing from the held-out folder"):
+        load_heldout(persona, folder)
+    folder = heldout_copy(tmp_path / "2")
+    (folder / "character.json").write_bytes('{"name": "Inosuke Hashibira", "note": "caf\xe9"}'.encode("latin-1"))
+    with pytest.raises(UserError, match=r"heldout/character.json: not UTF-8 text \(invalid continuation byte"):
+        load_heldout(persona, folder)
+    folder = heldout_copy(tmp_path / "3")
+    (folder / "assistant_lines.txt").unlink()
+    with pytest.raises(UserError, match=r"heldout/assistant_lines.txt: missing from the held-out folder"):
+        load_heldout(persona, folder)
+
+
+@pytest.mark.parametrize("answers", ['"Paris"', "[]", '[""]', '["Paris", 3]', "null"])
+def test_generic_answers_must_be_a_list_of_words(tmp_path, persona, answers):
+    """A bare string would be split into letters, and "I" in any reply would count as the answer."""
+    folder = heldout_copy(tmp_path)
+    qa = folder / "generic_qa.jsonl"
+    qa.write_text(qa.read_text() + '{"question": "What is the capital of France?", "answers": ' + answers + "}\n")
+    line = len(qa.read_text().splitlines())
+    with pytest.raises(UserError) as error:
+        load_heldout(persona, folder)
+    assert str(error.value) == f"{qa}:{line}: answers: expected a non-empty list of non-empty strings, such as [\"Paris\"]"
+
+
 def test_the_heldout_set_never_enters_training(persona, heldout):
     records, problems, _ = load_records(source_files(DATA_DIR), persona, None, None)
     assert not problems

@@ -65,3 +65,29 @@ def test_the_projects_card_yields_its_dialogues(persona):
     rows, problems = read_source(Path(persona.path), persona)
     assert problems == [] and len(rows) == len(persona.example_dialogues())
     assert all(r.data["output"].startswith("Inosuke Hashibira: ") for r in rows)
+
+
+def test_a_number_too_long_for_python_and_a_damaged_card_png_are_problem_rows(tmp_path, persona):
+    """One hostile row or file is set aside (a Problem naming it), never a crash of the whole build."""
+    huge = "1" * 5000  # over Python's 4300-digit limit: ValueError, not JSONDecodeError
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text('{"instruction": "q", "output": "A!"}\n{"instruction": "q", "output": "B!", "id": ' + huge + "}\n")
+    rows, problems = read_source(jsonl, persona)
+    assert len(rows) == 1 and [(str(p.origin), p.field) for p in problems] == [(f"{jsonl}:2", "json")]
+    assert problems[0].reason.startswith("invalid JSON (Exceeds the limit (4300 digits)")
+    array = tmp_path / "rows.json"
+    array.write_text('[{"instruction": "q", "output": "A!", "id": ' + huge + "}]")
+    rows, problems = read_source(array, persona)
+    assert rows == [] and [(str(p.origin), p.field) for p in problems] == [(f"{array}:1", "json")]
+
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    card = tmp_path / "extra_card.png"  # an iTXt chunk that ends after its keyword
+    card.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"iTXt", b"chara") + chunk(b"IEND", b""))
+    rows, problems = read_source(card, persona)
+    assert rows == [] and [(str(p.origin), p.field, p.reason) for p in problems] == [
+        (f"{card}:1", "card", "chara: a damaged iTXt chunk (it ends after its keyword)")]

@@ -80,6 +80,16 @@ def load_records(
     return records, problems, bad_rows
 
 
+def check_output(path: Path, what: str, folder: bool) -> None:
+    """An output path that cannot be written is refused before anything is written: a build that
+    failed half way would leave train.jsonl new and dataset.json old."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if existing == path and path.is_dir() != folder:
+        raise UserError(f"{path}: is a {'file' if folder else 'folder'}; expected {what} here")
+    if existing != path and not existing.is_dir():
+        raise UserError(f"{path}: {existing} is a file, not a folder; cannot write {what} there")
+
+
 def build_dataset(
     data_dir: Path,
     persona: PersonaCard,
@@ -91,6 +101,9 @@ def build_dataset(
     seed: int = 0,
     rejects: Path | None = None,
 ) -> BuildResult:
+    check_output(out_dir, "the dataset folder", folder=True)
+    if rejects is not None:
+        check_output(rejects, "the rejects file", folder=False)
     files = source_files(data_dir)
     records, problems, bad_rows = load_records(files, persona, max_tokens, count_tokens)
     if problems and rejects is None:

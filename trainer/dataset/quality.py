@@ -20,6 +20,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from trainer.dataset.records import Record
 
@@ -42,6 +43,12 @@ class QualitySettings:
     max_phrase_share: float = 0.02  # list word triples found in more than this share of replies
     max_opening_share: float = 0.08  # list opening words of more than this share of replies
     show: int = 10  # examples listed per finding
+
+    RANGES: ClassVar[dict] = {
+        "min_distinct_reply_ratio": (0, 1), "max_reply_uses": (1, None), "near_duplicate_similarity": (0, 1),
+        "max_near_duplicate_share": (0, 1), "coherence_closer_prompts": (1, None), "coherence_closer_share": (0, 1),
+        "max_incoherent_share": (0, 1), "min_reply_words": (0, None), "max_reply_words": (1, None),
+        "max_phrase_share": (0, 1), "max_opening_share": (0, 1), "show": (0, None)}
 
 
 @dataclass

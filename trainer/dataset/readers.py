@@ -52,7 +52,15 @@ def read_jsonl(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Pro
             problems.append(Problem(origin, "json", f"invalid JSON ({exc.msg} at column {exc.colno})"))
         except RecursionError:
             problems.append(Problem(origin, "json", "nested too deeply"))
+        except ValueError as exc:
+            problems.append(Problem(origin, "json", number_problem(exc)))
     return rows, problems
+
+
+def number_problem(exc: ValueError) -> str:
+    """The one ValueError json.loads raises that is not a JSONDecodeError: an integer literal of
+    more digits than Python converts (4300), which one hostile row could use to stop a build."""
+    return f"invalid JSON ({str(exc).split(';')[0]})"
 
 
 def read_json(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Problem]]:
@@ -64,6 +72,8 @@ def read_json(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Prob
         return [], [Problem(Origin(str(path), exc.lineno), "json", f"invalid JSON ({exc.msg} at column {exc.colno})")]
     except RecursionError:
         return [], [Problem(Origin(str(path), 1), "json", "nested too deeply")]
+    except ValueError as exc:
+        return [], [Problem(Origin(str(path), 1), "json", number_problem(exc))]
     if is_card(parsed):
         return card_rows(parsed, path, text)
     if not isinstance(parsed, list):

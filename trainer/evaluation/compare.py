@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import UserError
 from core.paths import DEFAULT_CARD, PROJECT_ROOT, state_dir
 from trainer.evaluation.evaluate import EvalSettings
 from trainer.evaluation.gate import GateDecision, decide, gate_metrics
@@ -57,15 +58,17 @@ def card_of(adapter_path: Path) -> Path:
 
     from core.paths import project_path
 
-    manifest = json.loads((adapter_path / "manifest.json").read_text())
-    card = (manifest.get("profile") or {}).get("card")
+    manifest = json.loads((adapter_path / "manifest.json").read_text(encoding="utf-8"))  # read_adapter checked it
+    profile = manifest.get("profile") or {}
+    card = profile.get("card") if isinstance(profile, dict) else None
+    if card is not None and not isinstance(card, str):
+        raise UserError(f"{adapter_path / 'manifest.json'}: profile.card: expected a path, got {card!r}")
     return project_path(card) if card else DEFAULT_CARD
 
 
 def heldout_for(adapter_path: Path, card, heldout: Path | None):
     """The held-out set for this adapter's character: `heldout` when given; evals/ when it was
     written for this character; else the adapter's own eval split (never trained on)."""
-    from core.errors import UserError
     from core.registry import EVAL_SPLIT
     from trainer.evaluation.heldout import EVALS_DIR, folder_character, heldout_from_split, load_heldout
 
@@ -88,13 +91,16 @@ def compare(adapter: str, against: str, *, card_path: Path | None = None, heldou
     gate's verdict on `adapter` replacing `against`; the report written. `serving`: the bot's
     decoding as its backend applies it (default: config/bot.yaml's, BotSettings.served_decoding)."""
     from core.persona import load_card
-    from core.registry import find_adapter
+    from core.registry import find_adapter, read_adapter
     from trainer.evaluation.report import write_report
     from trainer.evaluation.style import StyleScorer
 
     started = time.perf_counter()
     settings = settings or load_eval_settings()
-    adapter_path = find_adapter(adapter)
+    # Both adapters checked (a folder, its manifest) before anything is read from them or loaded.
+    adapter_path = read_adapter(find_adapter(adapter)).path
+    if against != "base":
+        read_adapter(find_adapter(against))
     card = load_card(card_path or card_of(adapter_path))
     held = heldout_for(adapter_path, card, heldout).limited(limit)
     scorer = StyleScorer()

@@ -3,6 +3,7 @@ come from config/eval.yaml (`gate:`), through the one config loader."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 GATE_METRICS = ("eval_loss", "style_score", "failure_rate", "qa_accuracy", "multi_turn_score")
@@ -33,7 +34,8 @@ def decide(candidate: dict[str, float], current: dict[str, float], settings: Gat
     """Promote only a candidate that is no worse anywhere (within the thresholds) and strictly
     better on at least one of style, failures or loss."""
     d = {name: candidate[name] - current[name] for name in GATE_METRICS}
-    problems = []
+    # A comparison with NaN is always False, so a NaN metric (a diverged run) would pass every check.
+    problems = [f"{name} {candidate[name]} is not a finite number" for name in GATE_METRICS if not math.isfinite(candidate[name])]
     if d["style_score"] < settings.min_style_gain:
         problems.append(f"style score {candidate['style_score']:.3f} vs {current['style_score']:.3f} "
                         f"(needs a gain of at least {settings.min_style_gain:+.3f})")

@@ -77,22 +77,41 @@ class HeldOut:
         return found
 
 
-def read_json_lines(path: Path) -> list[dict]:
+def read_text(path: Path) -> str:
+    """A held-out file's text: missing, a folder or not UTF-8 is a one-line error naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing from the held-out folder (see evals/README.md for its files)") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: unreadable ({exc.strerror})") from None
+
+
+def numbered_json_lines(path: Path) -> list[tuple[int, object]]:
+    """(line number, row) of every row, for errors that name file:line."""
     rows = []
-    for number, line in json_lines(path.read_text(encoding="utf-8")):
+    for number, line in json_lines(read_text(path)):
         try:
-            rows.append(json.loads(line))
+            rows.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
             raise UserError(f"{path}:{number}: not JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # a number too long to convert; nesting too deep
+            raise UserError(f"{path}:{number}: not JSON ({str(exc).split(';')[0] or type(exc).__name__})") from None
     return rows
+
+
+def read_json_lines(path: Path) -> list[dict]:
+    return [row for _, row in numbered_json_lines(path)]
 
 
 def folder_character(folder: Path) -> str | None:
     """The character a held-out folder's persona parts were written for (character.json)."""
     path = folder / "character.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["name"] if path.is_file() else None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        return json.loads(read_text(path))["name"] if path.is_file() else None
+    except (ValueError, RecursionError, KeyError, TypeError) as exc:
         raise UserError(f"{path}: expected {{\"name\": \"...\"}} ({exc})") from None
 
 
@@ -106,12 +125,21 @@ def persona_items(records, card: PersonaCard) -> list[PersonaItem]:
 
 def generic_parts(folder: Path) -> tuple[list[QAItem], list[str]]:
     """The character-independent parts: generic questions with their answers, assistant lines."""
-    try:
-        qa = [QAItem(r["question"], tuple(r["answers"])) for r in read_json_lines(folder / "generic_qa.jsonl")]
-    except (KeyError, TypeError) as exc:
-        raise UserError(f"{folder / 'generic_qa.jsonl'}: a row lacks {exc}") from None
-    assistant = [line for _, line in json_lines((folder / "assistant_lines.txt").read_text(encoding="utf-8"))]
+    path = folder / "generic_qa.jsonl"
+    qa = [qa_item(row, f"{path}:{number}") for number, row in numbered_json_lines(path)]
+    assistant = [line for _, line in json_lines(read_text(folder / "assistant_lines.txt"))]
     return qa, [line.strip() for line in assistant]
+
+
+def qa_item(row: object, where: str) -> QAItem:
+    """A generic question and its accepted answers. `answers` must be a list of words: a bare
+    string ("Paris") would become its letters, and "I" in any reply would count as right."""
+    question, answers = (row.get("question"), row.get("answers")) if isinstance(row, dict) else (None, None)
+    if not isinstance(question, str) or not question.strip():
+        raise UserError(f"{where}: question: expected the question as text")
+    if not isinstance(answers, list) or not answers or not all(isinstance(a, str) and a.strip() for a in answers):
+        raise UserError(f"{where}: answers: expected a non-empty list of non-empty strings, such as [\"Paris\"]")
+    return QAItem(question, tuple(answers))
 
 
 def load_heldout(card: PersonaCard, folder: Path = EVALS_DIR) -> HeldOut:
@@ -121,6 +149,8 @@ def load_heldout(card: PersonaCard, folder: Path = EVALS_DIR) -> HeldOut:
     if written_for is not None and written_for != card.name:
         raise UserError(f"{folder}: its persona conversations were written for {written_for}, not {card.name}; "
                         f"evaluate with --heldout DIR (a folder for {card.name}), or without it to use the dataset's eval split")
+    if not (folder / "persona.jsonl").is_file():
+        raise UserError(f"{folder / 'persona.jsonl'}: missing from the held-out folder (see evals/README.md for its files)")
     records, problems, _ = load_records([folder / "persona.jsonl"], card, None, None)
     if problems:
         raise UserError("held-out persona set: " + "; ".join(str(p) for p in problems[:5]))
