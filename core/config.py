@@ -5,6 +5,7 @@ and the key. Used for training profiles (and the bot's settings), so that a typo
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -25,6 +26,11 @@ class UniqueKeyLoader(yaml.SafeLoader):
         seen: dict = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:  # `? [a, b]` is valid YAML, but no setting is named by a list
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a {type(key).__name__} as a key (keys are names)", key_node.start_mark) from None
             if key in seen and key != "<<":
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark)
@@ -56,7 +62,7 @@ def build(cls: type[T], values: dict, where: str, prefix: str = "") -> T:
     """A `cls` instance from a mapping; unknown keys and wrong types raise UserError."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
+    unknown = sorted(set(values) - set(fields), key=str)  # keys may be numbers or booleans (`1:`, `yes:`)
     if unknown:
         raise UserError(f"{where}: unknown key '{prefix}{unknown[0]}' (known keys: {', '.join(prefix + k for k in fields)})")
     kwargs = {}
@@ -110,17 +116,27 @@ def convert(value: Any, hint: Any, where: str, key: str) -> Any:
             raise UserError(f"{where}: {key}: expected a list, got {value!r}")
         return [convert(v, args[0], where, f"{key}[{i}]") for i, v in enumerate(value)]
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        return finite(float(value), where, key)
     if hint is float and isinstance(value, str):
         try:
-            return float(value)  # YAML reads 2e-4 (no dot) as a string
+            number = float(value)  # YAML reads 2e-4 (no dot) as a string
         except ValueError:
             pass
+        else:
+            return finite(number, where, key)
     if hint in (int, str, bool) and type(value) is hint:
         return value
     if hint is Any:
         return value
     raise UserError(f"{where}: {key}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def finite(value: float, where: str, key: str) -> float:
+    """NaN and infinity are refused: every comparison with NaN is False, so a NaN threshold or
+    range would silently switch its check off (`.nan`, `nan` and `inf` are all valid YAML)."""
+    if not math.isfinite(value):
+        raise UserError(f"{where}: {key}: expected a finite number, got {value!r}")
+    return value
 
 
 def set_dotted(values: dict, dotted: str, raw: str, where: str) -> None:
@@ -131,7 +147,10 @@ def set_dotted(values: dict, dotted: str, raw: str, where: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise UserError(f"{where}: {dotted}: {part} is not a section")
-    node[leaf] = yaml.safe_load(raw) if raw != "" else ""
+    try:
+        node[leaf] = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as exc:
+        raise UserError(f"{where}: invalid YAML value ({getattr(exc, 'problem', None) or exc})") from None
 
 
 def values_with_overrides(path: Path, overrides: list[str], example: str, required: bool = True) -> dict:

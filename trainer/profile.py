@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from core.config import build, merged, read_yaml, with_overrides
 from core.errors import UserError
@@ -21,6 +21,8 @@ class LoraSettings:
     alpha: int = 32
     dropout: float = 0.05
     target_modules: str | list[str] = "all-linear"
+
+    RANGES: ClassVar[dict] = {"alpha": (1, None)}  # r and dropout: see check()
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,11 @@ class Profile:
     data: str = "data"
     card: str = "data/persona_card.json"
     name: str = ""
+
+    # Values that parse but make no sense fail here, not deep inside a training run (a negative
+    # eval_max_samples would be a slice that silently drops eval rows). More in check().
+    RANGES: ClassVar[dict] = {"max_steps": (-1, None), "epochs": (0, None), "warmup_ratio": (0, 1), "weight_decay": (0, None),
+                              "max_grad_norm": (0, None), "eval_max_samples": (1, None)}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -119,3 +126,5 @@ def check(profile: Profile, where: str) -> None:
         raise UserError(f"{where}: learning_rate: must be positive, got {profile.learning_rate}")
     if profile.max_steps == 0 or (profile.max_steps < 0 and profile.epochs <= 0):
         raise UserError(f"{where}: max_steps: set a positive max_steps, or max_steps: -1 with positive epochs")
+    if profile.lora.target_modules == []:
+        raise UserError(f"{where}: lora.target_modules: name at least one module, or all-linear")

@@ -28,6 +28,7 @@ from trainer.chat_logs import LogExport, LogRules
 
 DEFAULT_RETRAIN_CONFIG = PROJECT_ROOT / "config" / "retrain.yaml"
 APPROVED_LOGS_FILE = "approved_logs.jsonl"
+MIN_EVERY_S = 1  # `schedule --every`: the shortest wait between two checks
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class KTOSettings:
     learning_rate: float = 5e-5
     beta: float = 0.1
     batch_size: int = 4
+
+    RANGES: ClassVar[dict] = {"min_labels": (1, None), "max_steps": (1, None), "learning_rate": (0, None),
+                              "beta": (0, None), "batch_size": (1, None)}
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,7 @@ def train_and_gate(settings, eval_settings, export, curated, staged, work, profi
 
     from core.db.database import connect_sync
     from core.registry import versions
-    from core.serving_pointer import in_service, read_pointer
+    from core.serving_pointer import checked_in_service, read_pointer
     from core.serving_pointer import promote as move_pointer
     from trainer.export.serving import prepare_for_serving
 
@@ -191,7 +195,7 @@ def train_and_gate(settings, eval_settings, export, curated, staged, work, profi
     # The pointer decides what is served; adopt the newest version explicitly before a candidate appears.
     if read_pointer(registry) is None and versions(registry):
         promote(versions(registry)[-1], registry, reason="in service before the first retrain")
-    current = in_service(registry)
+    current = checked_in_service(registry)  # before training: the gate compares against it
     previous = current.name if current else None
     with connect_sync(database_url) as sessions:
         run_id = start_run(sessions, profile.name, previous, curated, len(export.samples), len(preferences),
@@ -353,10 +357,16 @@ def schedule(settings: RetrainSettings, eval_settings=None, *, every: float | No
     """Retrain when at least `settings.min_new_samples` new approved samples exist; check once,
     or every `every` seconds for ever. Returns False when a single check found a training
     running (cron may try again later)."""
+    import math
     import time
 
+    from core.errors import UserError
     from core.training_lock import TrainingRunning, training_in_progress
 
+    # Each check loads the profile, the tokenizer and the database: --every 0 would be a busy loop,
+    # and a negative or NaN one would fail in time.sleep only after the first check.
+    if every is not None and not (math.isfinite(every) and every >= MIN_EVERY_S):
+        raise UserError(f"--every {every:g}: expected a number of seconds, at least {MIN_EVERY_S}")
     while True:
         try:
             count, last = new_samples(settings, database_url, bot_config)

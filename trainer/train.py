@@ -39,11 +39,29 @@ class TrainOutcome:
 
 
 def read_run(run_dir: Path) -> dict:
-    return json.loads((run_dir / RUN_FILE).read_text())
+    """A run's record, checked: an object with its status and the profile it started with."""
+    path = run_dir / RUN_FILE
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError, OSError) as exc:
+        raise UserError(f"{path}: unreadable run record ({type(exc).__name__})") from None
+    if not (isinstance(run, dict) and isinstance(run.get("status"), str) and isinstance(run.get("profile"), dict)):
+        raise UserError(f"{path}: expected a run record with a status and a profile")
+    return run
 
 
 def write_run(run_dir: Path, run: dict) -> None:
     write_json(run_dir / RUN_FILE, run)
+
+
+def unfinished(run_dir: Path) -> bool:
+    """Whether `--resume` may pick this run; a damaged run record is skipped, with a note, so
+    that it cannot make every other run impossible to resume."""
+    try:
+        return read_run(run_dir)["status"] != "finished"
+    except UserError as exc:
+        print(f"skipped: {exc}")
+        return False
 
 
 def find_resumable(runs: Path, which: str) -> Path:
@@ -52,7 +70,7 @@ def find_resumable(runs: Path, which: str) -> Path:
         if not (run_dir / RUN_FILE).is_file():
             raise UserError(f"--resume {which}: no such run (looked in {runs})")
         return run_dir
-    candidates = sorted((p for p in runs.glob("*") if (p / RUN_FILE).is_file() and read_run(p)["status"] != "finished"),
+    candidates = sorted((p for p in runs.glob("*") if (p / RUN_FILE).is_file() and unfinished(p)),
                         key=lambda p: p.stat().st_mtime)
     if not candidates:
         raise UserError(f"--resume: no unfinished run in {runs}")

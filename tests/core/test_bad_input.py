@@ -45,6 +45,8 @@ def one_line_error(done: subprocess.CompletedProcess) -> str:
     ("discord:\n  rate_limit_seconds: -1\n", "discord.rate_limit_seconds: must be at least 0.1, got -1.0"),
     ("chat:\n  max_input_tokens: 0\n", "chat.max_input_tokens: must be at least 1, got 0"),
     ("chat:\n  swipe_alternatives: 30\n", "chat.swipe_alternatives: must be at most 25, got 30"),
+    ("serving:\n  poll_s: .nan\n", "serving.poll_s: expected a finite number, got nan"),  # NaN passes every range check
+    ("discord:\n  rate_limit_seconds: inf\n", "discord.rate_limit_seconds: expected a finite number, got inf"),
     ("engine:\n  max_batch: 8\n  max_queue: 4\n  max_batch: 2\n", ":4: invalid YAML (duplicate key 'max_batch' (first on line 2))"),
 ])
 def test_config_values_are_range_checked_and_duplicate_keys_refused(tmp_path, yaml_text, message):
@@ -53,6 +55,22 @@ def test_config_values_are_range_checked_and_duplicate_keys_refused(tmp_path, ya
     with pytest.raises(UserError) as error:
         build(BotSettings, read_yaml(path), str(path))
     assert str(error.value).startswith(str(path)) and str(error.value).endswith(message)
+
+
+def test_keys_that_are_not_names_and_set_values_that_are_not_yaml_are_one_line_errors(tmp_path):
+    from core.config import with_overrides
+
+    path = tmp_path / "bot.yaml"
+    for yaml_text, says in (("engine:\n  max_queue: 8\n1: x\nfoo: y\n", ": unknown key '1' (known keys: "),
+                            ("yes: 1\nfoo: y\n", ": unknown key 'True' (known keys: "),
+                            ("engine: {}\n? [a, b]\n: c\n", ":2: invalid YAML (a list as a key (keys are names))")):
+        path.write_text(yaml_text)
+        with pytest.raises(UserError) as error:
+            build(BotSettings, read_yaml(path), str(path))
+        assert str(error.value).startswith(f"{path}{says}")
+    with pytest.raises(UserError) as error:
+        with_overrides({}, ["max_steps=[1"], "max_steps=40")
+    assert str(error.value) == "--set max_steps=[1: invalid YAML value (expected ',' or ']', but got '<stream end>')"
 
 
 def test_the_bot_refuses_a_bad_config_and_a_wrong_database_driver_in_one_line(tmp_path):
@@ -72,6 +90,7 @@ def test_the_bot_refuses_a_bad_config_and_a_wrong_database_driver_in_one_line(tm
     ([], "expected an object with a version, got list"),
     ({"version": 5}, "version: expected a name such as v0003 or null, got 5"),
     ({"version": "../../etc"}, "version: expected a name such as v0003 or null"),
+    ({"version": "v0002\n"}, "version: expected a name such as v0003 or null, got 'v0002\\n'"),
     ({"version": "v0001", "history": ["../x"]}, "history: expected a list of names such as v0003"),
     ("[[[" * 100_000 + "]]]" * 100_000, "unreadable"),
 ])

@@ -68,12 +68,45 @@ def test_overrides_are_typed():
         ("prompt_format=xml", "prompt_format: 'xml' is not one of 'chat', 'alpaca'"),
         ("lora.dropout=1.5", "lora.dropout: must be in [0, 1), got 1.5"),
         ("eval_every=0", "eval_every: must be at least 1, got 0"),
+        # Values that would only fail (or train nonsense) deep inside a training run:
+        ("learning_rate=nan", "learning_rate: expected a finite number, got nan"),
+        ("epochs=.inf", "epochs: expected a finite number, got inf"),
+        ("max_grad_norm=nan", "max_grad_norm: expected a finite number, got nan"),
+        ("warmup_ratio=-5", "warmup_ratio: must be at least 0, got -5.0"),
+        ("lora.alpha=-3", "lora.alpha: must be at least 1, got -3"),
+        ("eval_max_samples=-3", "eval_max_samples: must be at least 1, got -3"),
+        ("max_steps=-7", "max_steps: must be at least -1, got -7"),
+        ("lora.target_modules=[]", "lora.target_modules: name at least one module, or all-linear"),
     ],
 )
 def test_bad_profile_keys_name_the_key(override, message):
     with pytest.raises(UserError) as error:
         load_profile("smollm2-cpu", [override])
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("kto.batch_size=0", "kto.batch_size: must be at least 1, got 0"),
+    ("kto.learning_rate=-1", "kto.learning_rate: must be at least 0, got -1.0"),
+    ("kto.max_steps=0", "kto.max_steps: must be at least 1, got 0"),
+    ("kto.min_labels=-4", "kto.min_labels: must be at least 1, got -4"),
+    ("dpo.learning_rate=nan", "dpo.learning_rate: expected a finite number, got nan"),
+    ("dpo.beta=nan", "dpo.beta: expected a finite number, got nan"),
+    ("quality:near_duplicate_similarity=nan", "near_duplicate_similarity: expected a finite number, got nan"),
+    ("quality:max_reply_uses=-5", "max_reply_uses: must be at least 1, got -5"),
+    ("quality:show=-1", "show: must be at least 0, got -1"),
+])
+def test_bad_retrain_and_quality_settings_name_the_key(tmp_path, override, message):
+    from trainer.dataset.build import load_quality_settings
+    from trainer.retrain import load_retrain_settings
+
+    config = tmp_path / "settings.yaml"  # absent: every setting at its default, then the override
+    with pytest.raises(UserError) as error:
+        if override.startswith("quality:"):
+            load_quality_settings(config, [override.removeprefix("quality:")])
+        else:
+            load_retrain_settings(config, [override])
+    assert str(error.value) == f"{config}: {message}"
 
 
 def test_bad_profile_file_and_unknown_profile_from_the_command_line(tmp_path):

@@ -57,3 +57,27 @@ def test_resume_after_a_kill_during_a_checkpoint_save(tmp_path):
     assert (last / "trainer_state.json").is_file()  # step 3 trained again from checkpoint 2, and saved whole
     assert [p.name for p in sorted(registry.glob("v*"))] == ["v0001", "v0002"]
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+
+
+def test_resume_skips_a_damaged_run_record_and_names_it_when_asked_for(tmp_path, capsys):
+    from core.errors import UserError
+    from trainer.profile import load_profile
+    from trainer.train import find_resumable, resumed_run
+
+    runs = tmp_path / "runs"
+    healthy, truncated, no_profile = (runs / name for name in ("healthy", "truncated", "no_profile"))
+    for run_dir in (healthy, truncated, no_profile):
+        run_dir.mkdir(parents=True)
+    (healthy / "run.json").write_text(json.dumps({"status": "interrupted", "profile": load_profile("smollm2-cpu").to_dict()}))
+    os.utime(healthy / "run.json", (0, 0))
+    os.utime(healthy, (0, 0))  # the oldest: the damaged runs are newer
+    (truncated / "run.json").write_text('{"status": "interrupted"')
+    (no_profile / "run.json").write_text('{"status": "interrupted"}')
+    assert find_resumable(runs, "latest") == healthy
+    out = capsys.readouterr().out
+    assert f"skipped: {truncated / 'run.json'}: unreadable run record (JSONDecodeError)" in out
+    assert f"skipped: {no_profile / 'run.json'}: expected a run record with a status and a profile" in out
+    assert resumed_run("healthy", runs)[2].name == "smollm2-cpu"
+    for name in ("truncated", "no_profile"):
+        with pytest.raises(UserError, match=f"{runs / name / 'run.json'}: "):
+            resumed_run(name, runs)
