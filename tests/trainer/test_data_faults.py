@@ -90,6 +90,24 @@ def test_data_build_names_the_file_and_line_of_every_bad_row(tmp_path):
     assert len(read_jsonl(rejects)) == 4
 
 
+def test_names_that_look_like_markup_or_math_are_text_in_the_report_and_the_chart(tmp_path):
+    """The persona's name and the data files' names reach Rich's table and matplotlib's chart:
+    "[/b]" (a Rich closing tag) or "$\\foo{$" (mathtext) made the build fail after it had written
+    its files."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "[b]quotes$x$.jsonl").write_text("".join(json.dumps({"instruction": f"q{n}", "output": f"HAH {n}!"}) + "\n"
+                                                     for n in range(4)))
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"name": "Ino [/b] $\\foo{$", "description": "A boar.", "mes_example": ""}))
+    out = tmp_path / "out"
+    built = run(["trainer", "data", "build", "--data", str(data), "--card", str(card), "--out", str(out), "--skip-quality"],
+                tmp_path)
+    assert built.returncode == 0 and "Traceback" not in built.stderr, built.stderr
+    assert "Ino [/b] $\\foo{$ dataset" in built.stdout and "[b]quotes$x$" in built.stdout
+    assert (out / "composition.png").stat().st_size > 0
+
+
 def test_a_build_with_an_output_it_cannot_write_leaves_the_previous_build_untouched(tmp_path, persona):
     data = tmp_path / "data"
     data.mkdir()

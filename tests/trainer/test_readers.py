@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from core.persona import load_card
 from trainer.dataset.readers import read_source
 
 
@@ -43,11 +44,12 @@ def test_plain_text_one_quote_a_line(tmp_path, persona):
     assert rows[0].data == {"instruction": "Say something in character, Inosuke Hashibira!", "input": "", "output": "PIG ASSAULT!"}
 
 
-def test_card_json_and_png_dialogues_become_conversation_samples(tmp_path, persona, small_card, write_png_card):
+def test_card_json_and_png_dialogues_become_conversation_samples(tmp_path, small_card, write_png_card):
     json_card = tmp_path / "rengoku.json"
     json_card.write_text(json.dumps(small_card, indent=2))
     png_card = tmp_path / "rengoku_png.png"
     write_png_card(png_card, small_card)
+    persona = load_card(json_card)  # building Rengoku's dataset
     for path in (json_card, png_card):
         rows, problems = read_source(path, persona)
         assert problems == []
@@ -59,6 +61,18 @@ def test_card_json_and_png_dialogues_become_conversation_samples(tmp_path, perso
     # A JSON card points at its mes_example line.
     line = json_card.read_text().splitlines().index(next(l for l in json_card.read_text().splitlines() if '"mes_example"' in l)) + 1
     assert read_source(json_card, persona)[0][0].origin.line == line
+
+
+def test_a_card_of_another_character_is_a_problem_not_samples(tmp_path, persona, small_card, write_png_card):
+    """Rengoku's card left in Inosuke's data folder would teach Inosuke to answer as Rengoku."""
+    json_card = tmp_path / "rengoku.json"
+    json_card.write_text(json.dumps(small_card))
+    png_card = tmp_path / "rengoku.png"
+    write_png_card(png_card, small_card)
+    for path in (json_card, png_card):
+        rows, problems = read_source(path, persona)
+        assert rows == [] and [(p.field, p.reason.split(":")[0]) for p in problems] == [
+            ("card", "a card of Rengoku Kyojuro, not of Inosuke Hashibira")]
 
 
 def test_the_projects_card_yields_its_dialogues(persona):

@@ -40,6 +40,8 @@ def build(data: Path = DATA_DIR, card: Path = DEFAULT_CARD, out: Path | None = N
     from core.model_resolver import context_length, load_tokenizer
     from core.persona import load_card
     from trainer.dataset.pipeline import build_dataset
+    from rich.markup import escape
+
     from trainer.dataset.stats import print_table
 
     console = console or Console()
@@ -59,17 +61,18 @@ def build(data: Path = DATA_DIR, card: Path = DEFAULT_CARD, out: Path | None = N
     for duplicate in result.duplicates[:5]:
         console.print(f"  {duplicate}", markup=False)
     if result.problems:
-        console.print(f"[yellow]{result.rejected_rows} row(s) rejected ({len(result.problems)} problem(s)), written to {rejects}[/]")
+        console.print(f"[yellow]{result.rejected_rows} row(s) rejected ({len(result.problems)} problem(s)), written to {escape(str(rejects))}[/]")
         for problem in result.problems[:10]:
             console.print(f"  {problem}", markup=False)
     else:
         console.print("validation errors: 0")
-    console.print(f"wrote {out}/train.jsonl, eval.jsonl, dataset.json, composition.png")
+    console.print(f"wrote {out}/train.jsonl, eval.jsonl, dataset.json, composition.png", markup=False)
     if quality is not None:
         from trainer.dataset.quality import assess, print_report, write_report
 
         report = assess(result.train + result.eval, quality)
         print_report(report, console)
         write_report(report, out)
-        console.print(f"data quality: {len(report.warnings)} warning(s); wrote {out}/quality.md, quality.json, quality.png")
+        console.print(f"data quality: {len(report.warnings)} warning(s); wrote {out}/quality.md, quality.json, quality.png",
+                      markup=False)
     return result

@@ -227,17 +227,19 @@ def assess(records: list[Record], settings: QualitySettings = QualitySettings(),
 
 
 def print_report(report: QualityReport, console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
+    # Summaries quote the data (phrases, openings): text, never Rich markup.
     table = Table(title=f"data quality ({report.samples:,} samples, {report.seconds:.0f}s)")
     table.add_column("check")
     table.add_column("finding")
     table.add_column("", justify="center")
     for finding in report.findings:
-        table.add_row(finding.name, finding.summary, "[yellow]warning[/]" if finding.warning else "ok")
+        table.add_row(finding.name, escape(finding.summary), "[yellow]warning[/]" if finding.warning else "ok")
     console.print(table)
     for finding in report.warnings:
-        console.print(f"[yellow]warning:[/] {finding.name}: {finding.summary}", highlight=False)
+        console.print(f"[yellow]warning:[/] {finding.name}: {escape(finding.summary)}", highlight=False)
         for example in finding.examples:
             console.print(f"  {example}", markup=False, highlight=False)
 

@@ -75,7 +75,7 @@ def read_json(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Prob
     except ValueError as exc:
         return [], [Problem(Origin(str(path), 1), "json", number_problem(exc))]
     if is_card(parsed):
-        return card_rows(parsed, path, text)
+        return card_rows(parsed, path, text, persona)
     if not isinstance(parsed, list):
         return [], [Problem(Origin(str(path), 1), "json", "expected an array of samples or a character card")]
     # Re-walk the array with raw_decode to learn the line each element starts on.
@@ -134,16 +134,21 @@ def read_card_file(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list
         raw = read_card_json(path)
     except UserError as exc:
         return [], [Problem(Origin(str(path), 1), "card", str(exc).split(": ", 1)[-1])]
-    return card_rows(raw, path, None)
+    return card_rows(raw, path, None, persona)
 
 
-def card_rows(raw: object, path: Path, text: str | None) -> tuple[list[RawRow], list[Problem]]:
+def card_rows(raw: object, path: Path, text: str | None, persona: PersonaCard) -> tuple[list[RawRow], list[Problem]]:
     """Each mes_example dialogue becomes one conversation sample: the transcript up to the card
-    character's last line is the input, that last line the output."""
+    character's last line is the input, that last line the output. A card of another character
+    is a problem: its dialogues would teach the persona to answer as someone else."""
     try:
         card = card_from_dict(raw, str(path))
     except UserError as exc:
         return [], [Problem(Origin(str(path), 1), "card", str(exc).split(": ", 2)[-1])]
+    if card.name.casefold() != persona.name.casefold():
+        return [], [Problem(Origin(str(path), 1), "card",
+                            f"a card of {card.name}, not of {persona.name}: its dialogues would train {persona.name} "
+                            f"to answer as {card.name} (build with --card {path.name} for that character)")]
     # JSON cards: point at the mes_example field's line; PNG cards have no lines to point at.
     line = text[: text.find('"mes_example"')].count("\n") + 1 if text and '"mes_example"' in text else 1
     rows, problems = [], []

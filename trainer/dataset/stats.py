@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from trainer.dataset.records import Record
@@ -30,12 +31,14 @@ def composition(records: list[Record]) -> list[SourceCount]:
 
 
 def print_table(rows: list[SourceCount], console: Console, title: str = "Dataset composition") -> None:
-    table = Table(title=title)
+    # The title holds the persona's name and the rows the data files' names: text, not Rich
+    # markup (a card named "Ino [/b]" made the build fail after its files were written).
+    table = Table(title=escape(title))
     table.add_column("Source")
     table.add_column("Samples", justify="right")
     table.add_column("Share", justify="right")
     for row in rows:
-        table.add_row(row.source, f"{row.samples:,}", f"{row.share:.1f}%")
+        table.add_row(escape(row.source), f"{row.samples:,}", f"{row.share:.1f}%")
     table.add_section()
     table.add_row("Total", f"{sum(r.samples for r in rows):,}", "100.0%" if rows else "-")
     console.print(table)
@@ -59,13 +62,19 @@ def draw_pie(rows: list[SourceCount], path: Path, title: str) -> None:
     )
     ax.legend(
         wedges,
-        [f"{r.source}: {r.samples:,} ({r.share:.1f}%)" for r in rows],
+        [literal(f"{r.source}: {r.samples:,} ({r.share:.1f}%)") for r in rows],
         loc="center left",
         bbox_to_anchor=(1.0, 0.5),
         frameon=False,
     )
-    ax.set_title(f"{title} ({sum(r.samples for r in rows):,} samples)", pad=12)
+    ax.set_title(literal(f"{title} ({sum(r.samples for r in rows):,} samples)"), pad=12)
     ax.axis("equal")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def literal(text: str) -> str:
+    """Text for matplotlib as it reads: a name with two `$` would be parsed as mathtext (and fail
+    on an unknown symbol)."""
+    return text.replace("$", r"\$")
