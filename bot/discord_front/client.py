@@ -157,6 +157,8 @@ class InosukeBot(discord.Client):
             return
         task = asyncio.current_task()
         self._handling.add(task)
+        text = self.message_text(message)
+        self.runtime.pipeline.expect(message.id, text)  # edits and deletes from now on reach it
         try:
             async def deliver(text: str, reply_id: int | None) -> int | None:
                 buttons = reply_view(reply_id, swipes=self.runtime.pipeline.settings.swipe_alternatives > 1) if reply_id is not None else None
@@ -165,19 +167,22 @@ class InosukeBot(discord.Client):
 
             async with message.channel.typing():
                 await self.runtime.pipeline.respond(
-                    message.channel.id, message.author.id, message.author.display_name, self.message_text(message),
+                    message.channel.id, message.author.id, message.author.display_name, text,
                     discord_id=message.id, reply_to_discord_id=message.reference.message_id if message.reference else None,
                     guild_id=message.guild.id if message.guild else None, channel_name=getattr(message.channel, "name", None),
                     deliver=deliver)
         except AlreadyStored:  # a replayed event, or another process running the same shard
             log.info("message %s is already stored: answered once, elsewhere or earlier", message.id)
         finally:
+            self.runtime.pipeline.unexpect(message.id)  # when the typing request failed before respond()
             self._handling.discard(task)
 
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         if "content" not in payload.data or payload.message.author.id == getattr(self.user, "id", None):
             return  # an embed resolving, not an edit of the text; or our own
         text = self.message_text(payload.message)
+        if not visible(text):
+            text = ""  # zero-width characters only: nothing to answer, as for a new message
         if await self.runtime.pipeline.edited_while_waiting(payload.message_id, text):
             return  # not stored yet: it will be, as it reads now
         withdrawn = await self.runtime.privacy.message_edited(payload.message_id, text)

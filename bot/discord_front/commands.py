@@ -29,6 +29,8 @@ NOT_A_MODERATOR_THERE = "Only moderators of the channel that reply lives in can 
 NO_REPLY_YET = "I haven't said anything in this channel yet. Nothing to rate!"
 BAD_MESSAGE_REF = "That's not a message link or id. Right-click a message of mine > Copy Message Link."
 FORGETTING = "Forgetting you... (this can take a few seconds)"
+FORGET_ME_FAILED = ("Grr... something went wrong and I couldn't finish forgetting you. Run /forget-me again; "
+                    "if it keeps failing, tell a server admin.")
 RESET_DONE = "HAH! Forgot everything before this. Fresh start! Come at me!"
 MESSAGE_LINK = re.compile(r"^(?:https://(?:\w+\.)?discord(?:app)?\.com/channels/(?:\d+|@me)/\d+/)?(\d{15,21})/?$")
 
@@ -211,9 +213,14 @@ class ForgetMeConfirmation(discord.ui.View):
         # Acknowledged first: for someone who wrote thousands of messages the deletion takes longer
         # than the 3 s Discord waits for an answer (it then shows "This interaction failed").
         await interaction.response.edit_message(content=FORGETTING, view=None)
-        gone = await interaction.client.runtime.privacy.forget_user(interaction.user.id)
-        interaction.client.runtime.worker.forget_conversations()  # the model's cached conversations too
-        files, rows = await asyncio.to_thread(purge_replies, gone.touched_replies)
+        try:
+            gone = await interaction.client.runtime.privacy.forget_user(interaction.user.id)
+            interaction.client.runtime.worker.forget_conversations()  # the model's cached conversations too
+            files, rows = await asyncio.to_thread(purge_replies, gone.touched_replies)
+        except Exception:  # told, not left at "Forgetting you..." (the deletion is one transaction: all or nothing)
+            log.exception("/forget-me failed for user %s", interaction.user.id)
+            await interaction.edit_original_response(content=FORGET_ME_FAILED)
+            return
         await interaction.edit_original_response(content=forgotten_text(gone, files, rows))
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)

@@ -72,8 +72,9 @@ class SwipeButton(discord.ui.DynamicItem[discord.ui.Button], template=SWIPE_ID):
                 refusal = DECIDED_NO_SWIPE
             elif interaction.user.id != asker:
                 refusal = NOT_YOURS_TO_SWIPE
-        if refusal is None and not interaction.client.rate_limiter.allow(interaction.user.id):
-            refusal = SLOW_DOWN  # a swipe is a generation like a message: it counts towards the same limit
+        if (refusal is None and await pipeline.swipe_generates(self.reply_id)
+                and not interaction.client.rate_limiter.allow(interaction.user.id)):
+            refusal = SLOW_DOWN  # a swipe that writes a reply counts like a message; going round the written ones does not
         if refusal is not None:
             await interaction.response.send_message(refusal, ephemeral=True)
             return

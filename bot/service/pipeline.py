@@ -79,6 +79,9 @@ class Reply:
     message_id: int | None = None  # the stored reply's database id (None for fallbacks, which are not stored, and unsent replies)
 
 
+DELETED = object()  # store_as_it_reads: the message was deleted on Discord before it was stored
+
+
 @dataclass
 class _Waiting:
     """A Discord message waiting for its channel's turn, not stored yet: an edit or a delete that
@@ -123,32 +126,44 @@ class ChatPipeline:
         """Answer one message. With `deliver` (Discord) the reply is posted through it before
         it counts as sent; without (the console) the caller shows `Reply.text` itself."""
         stored = dict(discord_id=discord_id, reply_to_discord_id=reply_to_discord_id, guild_id=guild_id, channel_name=channel_name)
-        if self._channel_load[channel_id] >= self.settings.max_channel_queue:
-            await self.store_message(channel_id, author_id, author_name, text, **stored)  # kept even so
-            return await self.fallback(WAIT_YOUR_TURN, deliver)
-        self._channel_load[channel_id] += 1
         waiting = self._waiting.setdefault(discord_id, _Waiting(text)) if discord_id is not None else None
         try:
-            async with self._channel_locks[channel_id]:
-                return await self.answer(channel_id, author_id, author_name, text, stored, deliver, waiting)
+            if self._channel_load[channel_id] >= self.settings.max_channel_queue:
+                message_id, _ = await self.store_as_it_reads(channel_id, author_id, author_name, text, stored, waiting)
+                if message_id is DELETED:
+                    return Reply("", from_model=False)
+                return await self.fallback(WAIT_YOUR_TURN, deliver)  # kept even so
+            self._channel_load[channel_id] += 1
+            try:
+                async with self._channel_locks[channel_id]:
+                    return await self.answer(channel_id, author_id, author_name, text, stored, deliver, waiting)
+            finally:
+                self._channel_load[channel_id] -= 1
         finally:
-            self._channel_load[channel_id] -= 1
             if waiting is not None:
                 waiting.stored.set()
                 self._waiting.pop(discord_id, None)
 
-    async def answer(self, channel_id, author_id, author_name, text, stored: dict, deliver: Deliver | None,
-                     waiting: _Waiting | None = None) -> Reply:
-        if waiting is not None:  # edited or deleted on Discord while it waited for its turn
+    async def store_as_it_reads(self, channel_id, author_id, author_name, text, stored: dict,
+                                waiting: _Waiting | None) -> tuple[int | None | object, str]:
+        """Store the user's message as it reads now, edited on Discord or not, with the text
+        stored; (DELETED, text) when it was deleted before its turn came."""
+        if waiting is not None:
             if waiting.deleted:
-                return Reply("", from_model=False)
+                return DELETED, text
             text, waiting.storing = waiting.text, True
-        # The user's message is stored before anything can fail: it is never lost.
         try:
-            message_id = await self.store_message(channel_id, author_id, author_name, text, **stored)
+            return await self.store_message(channel_id, author_id, author_name, text, **stored), text
         finally:
             if waiting is not None:  # from now on edits and deletes reach the stored row
                 waiting.stored.set()
+
+    async def answer(self, channel_id, author_id, author_name, text, stored: dict, deliver: Deliver | None,
+                     waiting: _Waiting | None = None) -> Reply:
+        # The user's message is stored before anything can fail: it is never lost.
+        message_id, text = await self.store_as_it_reads(channel_id, author_id, author_name, text, stored, waiting)
+        if message_id is DELETED:  # on Discord, while it waited for its turn: nothing to answer
+            return Reply("", from_model=False)
         if message_id is None:
             return await self.fallback(APOLOGY, deliver)
         if self.stopping:
@@ -192,6 +207,18 @@ class ChatPipeline:
             return Reply(reply, from_model=True, message_id=reply_id)
         return Reply(reply, from_model=True, message_id=await self.deliver_stored(channel_id, reply, reply_id, deliver))
 
+    def expect(self, discord_id: int, text: str) -> None:
+        """A Discord message about to be handed to respond(): registered now, before the caller's
+        first await (discord.py's typing indicator waits for Discord), so an edit or a delete that
+        arrives meanwhile reaches it. respond() takes the entry over; unexpect() drops one that
+        never got there."""
+        self._waiting.setdefault(discord_id, _Waiting(text))
+
+    def unexpect(self, discord_id: int) -> None:
+        waiting = self._waiting.get(discord_id)
+        if waiting is not None and not waiting.storing:
+            self._waiting.pop(discord_id, None)
+
     async def edited_while_waiting(self, discord_id: int, text: str) -> bool:
         """A Discord message was edited. True when it was still waiting for its turn: it will be
         stored and answered as it reads now. False: apply the edit to the stored history (when
@@ -218,6 +245,11 @@ class ChatPipeline:
             else:
                 waiting.deleted = True
 
+    async def swipe_generates(self, reply_id: int) -> bool:
+        """Whether a swipe of this reply would write a new alternative (the model runs), not show
+        the next one already written: what counts towards a user's rate limit."""
+        return (len(await self.swipes.alternatives(reply_id)) or 1) < self.settings.swipe_alternatives
+
     async def swipe(self, channel_id: int, reply_id: int, max_length: int) -> Shown:
         """Another reply to the exact context reply `reply_id` answered, shown in its place (at
         most `max_length` characters); once the reply has chat.swipe_alternatives of them, the
@@ -230,7 +262,7 @@ class ChatPipeline:
             if not await self.swipes.is_newest(reply_id, channel_id):
                 raise SwipeRefused(SWIPE_NOT_NEWEST)
             count = len(await self.swipes.alternatives(reply_id)) or 1
-            if count >= self.settings.swipe_alternatives:
+            if count >= self.settings.swipe_alternatives:  # (swipe_generates says the same)
                 shown = await self.swipes.show_next(reply_id)
                 if shown is None:
                     raise SwipeRefused(SWIPE_GONE)

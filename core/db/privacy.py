@@ -97,11 +97,10 @@ class Privacy:
             return gone
         async with self.sessions() as session, session.begin():
             deleted = (await session.scalars(select(Message).where(Message.discord_id.in_(discord_ids)))).all()
-            for message in deleted:
+            for message in deleted:  # a reply of the bot's too: later replies' contexts held its text
                 if message.by_bot:
                     gone.replies.add(message.id)
-                else:
-                    gone.replies.update(await replies_that_saw(session, message, self.window))
+                gone.replies.update(await replies_that_saw(session, message, self.window))
             ids = [m.id for m in deleted]
             if ids:
                 gone.replies.update(await session.scalars(select(Message.id).where(Message.answers_id.in_(ids), Message.by_bot)))

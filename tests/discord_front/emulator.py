@@ -124,6 +124,7 @@ class Emulator:
     recommended_shards: int = 1  # what GET /gateway/bot answers
     posted: list[PostedMessage] = field(default_factory=list)
     typing: list[int] = field(default_factory=list)
+    typing_delay_s: float = 0.0  # how long Discord takes to answer a typing request (a busy or rate-limited API)
     identifies: int = 0
     resumes: int = 0
     sessions: list[GatewaySession] = field(default_factory=list)  # every IDENTIFY, in order
@@ -209,6 +210,7 @@ class Emulator:
 
     async def trigger_typing(self, request: web.Request) -> web.Response:
         self.typing.append(int(request.match_info["channel_id"]))
+        await asyncio.sleep(self.typing_delay_s)
         return web.Response(status=204)
 
     async def create_message(self, request: web.Request) -> web.Response:

@@ -152,6 +152,32 @@ def test_a_message_edited_or_deleted_while_it_waits_for_its_turn_is_stored_as_it
     assert len([p for p in emulator.posted if p.channel_id == GENERAL]) == 3  # Tanjiro twice, Kanao once
 
 
+def test_a_message_deleted_or_edited_while_the_typing_indicator_starts_is_not_missed(make_runtime, run_bot, fake_served,
+                                                                                   db_rows):
+    """The bot shows "typing" before it hands a message on, and discord.py waits for Discord's
+    answer to that request: an edit or a delete in that moment must reach the message too."""
+    runtime = make_runtime(fake_served)
+
+    async def body(emulator, client):
+        emulator.users[KANAO] = "Kanao"
+        emulator.typing_delay_s = 1.0  # a slow or rate-limited Discord API
+        oops = await emulator.user_says(GENERAL, ZENITSU, "my card number is 4111 1111 1111 1111", mention_bot=True)
+        typo = await emulator.user_says(TRAINING, KANAO, "my password is swordfish", mention_bot=True)
+        await asyncio.sleep(0.3)
+        await emulator.delete(oops)
+        await emulator.edit(typo, "my password is a secret")
+        emulator.typing_delay_s = 0.0
+        await emulator.wait_for_bot_message(TRAINING, timeout=30)
+        await emulator.user_says(GENERAL, TANJIRO, "Still there?", mention_bot=True)  # after the deleted one
+        await emulator.wait_for_bot_message(GENERAL, timeout=30)
+
+    emulator = run_bot(runtime, body)
+    stored = json.dumps(db_rows("select content from messages"))
+    assert "4111" not in stored and "swordfish" not in stored and "my password is a secret" in stored
+    assert not any("4111" in p or "swordfish" in p for p in runtime.prompts)
+    assert len([p for p in emulator.posted if p.channel_id == GENERAL]) == 1  # Tanjiro's answer only
+
+
 def test_training_context_stops_at_every_reset(make_runtime, run_bot, fake_served, db_url, persona, tokenizer):
     runtime = make_runtime(fake_served)
 
@@ -227,3 +253,30 @@ def test_edits_and_deletes_take_the_old_text_out_of_staged_training_data(make_ru
     run_bot(runtime, body)
     for path in staged:
         assert "555-0199" not in path.read_text() and "Wisteria" not in path.read_text(), path
+
+
+def test_a_deleted_reply_of_the_bots_leaves_the_staged_rows_of_the_replies_that_saw_it(make_runtime, run_bot,
+                                                                                    fake_served_with, db_url, persona,
+                                                                                    tokenizer, tmp_path):
+    """A moderator deletes a reply of the bot's that quoted someone's phone number: the next
+    reply's staged training row held it as context, and goes too."""
+    runtime = make_runtime(fake_served_with(quote=True))
+    staged = []
+
+    async def body(emulator, client):
+        await emulator.user_says(GENERAL, ZENITSU, "my phone is 555-0199", mention_bot=True)
+        quoting = (await emulator.wait_for_bot_message(GENERAL)).message
+        await emulator.user_says(GENERAL, TANJIRO, "nice weather", mention_bot=True)
+        later = (await emulator.wait_for_bot_message(GENERAL, after=1)).message
+        await emulator.context_menu(GENERAL, TANJIRO, "Approve for training", later, moderator=True)
+        await emulator.click(GENERAL, TANJIRO, later, emulator.buttons(later)["👍"])
+        before = export(db_url, persona, tokenizer)
+        assert len(before.samples) == 1 and "555-0199" in json.dumps(before.sample_rows())
+        staged.extend(stage_like_a_retrain(tmp_path / "state", before, persona))
+        await emulator.delete(quoting)
+        await emulator.user_says(GENERAL, TANJIRO, "and on", mention_bot=True)  # the delete is handled before it
+        await emulator.wait_for_bot_message(GENERAL, after=2)
+
+    run_bot(runtime, body)
+    for path in staged:
+        assert "555-0199" not in path.read_text(), path

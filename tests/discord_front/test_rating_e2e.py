@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from core.settings import DiscordSettings
-from bot.discord_front.commands import BAD_MESSAGE_REF, FORGETTING, NOT_A_MODERATOR, NO_REPLY_YET, RESET_DONE
+from core.db.privacy import Privacy
+from bot.discord_front.commands import BAD_MESSAGE_REF, FORGET_ME_FAILED, FORGETTING, NOT_A_MODERATOR, NO_REPLY_YET, RESET_DONE
 from tests.discord_front.emulator import GENERAL, GUILD_ID, MOD_ROLE, TANJIRO, TRAINING, ZENITSU
 
 pytestmark = pytest.mark.each_database
@@ -97,6 +98,27 @@ def test_moderators_approve_or_reject_and_reset_and_status(make_runtime, run_bot
         (first_id, False, ZENITSU), (second_id, True, TANJIRO)]
     assert "wisteria" in runtime.prompts[1] and "wisteria" not in runtime.prompts[2]
     assert db_rows("select count(*) from messages where content like '%wisteria%'") == [(1,)]  # hidden, not deleted
+
+
+def test_forget_me_that_fails_after_its_acknowledgement_says_so(make_runtime, run_bot, fake_served, db_rows, monkeypatch):
+    """/forget-me answers "Forgetting you..." at once; if the deletion then fails (a database
+    fault), the user is told, not left waiting on that line, and nothing is half deleted."""
+    runtime = make_runtime(fake_served)
+
+    async def broken(privacy, user_id):
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(Privacy, "forget_user", broken)
+
+    async def body(emulator, client):
+        await emulator.user_says(GENERAL, TANJIRO, "I am Tanjiro Kamado.", mention_bot=True)
+        await emulator.wait_for_bot_message(GENERAL)
+        question = await emulator.slash(GENERAL, TANJIRO, "forget-me", {})
+        acknowledged = await emulator.click(GENERAL, TANJIRO, question.message, emulator.buttons(question.message)["Yes, forget me"])
+        assert (await emulator.edited_from(acknowledged.message, FORGETTING))["content"] == FORGET_ME_FAILED
+
+    run_bot(runtime, body)
+    assert db_rows(f"select count(*) from messages where author_id = {TANJIRO}") == [(1,)]
 
 
 def test_forget_me_deletes_only_after_confirmation(make_runtime, run_bot, fake_served, db_rows):

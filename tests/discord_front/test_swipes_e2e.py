@@ -159,6 +159,25 @@ def test_swipes_count_towards_the_rate_limit(make_runtime, run_bot, sampling_ser
     assert len(runtime.prompts) == 2  # the reply and one alternative
 
 
+def test_going_round_the_written_alternatives_does_not_count_towards_the_rate_limit(make_runtime, run_bot,
+                                                                                    sampling_served):
+    runtime = make_runtime(sampling_served, decoding=SAMPLED, chat=ChatSettings(swipe_alternatives=2))
+
+    async def body(emulator, client):
+        await emulator.user_says(GENERAL, TANJIRO, "Show me!", mention_bot=True)  # 1 of 3
+        reply = (await emulator.wait_for_bot_message(GENERAL)).message
+        swipe = emulator.buttons(reply)["🔄"]
+        for n in range(4):  # the first writes an alternative (2 of 3); the others go round, writing nothing
+            await emulator.click(GENERAL, TANJIRO, reply, swipe)
+            await emulator.wait_for_update(n)
+        await emulator.user_says(GENERAL, TANJIRO, "Again!", mention_bot=True)  # 3 of 3: answered
+        return (await emulator.wait_for_bot_message(GENERAL, after=1)).message
+
+    emulator = run_bot(runtime, body, DiscordSettings(rate_limit_messages=3, rate_limit_seconds=60))
+    assert SLOW_DOWN not in [p.content for p in emulator.posted]
+    assert len(runtime.prompts) == 3  # the reply, one alternative, the answer to "Again!"
+
+
 def test_the_swipe_button_works_after_a_restart_and_needs_sampling(make_runtime, run_bot, sampling_served, fake_served, db_rows):
     earlier = {}
 
