@@ -58,5 +58,12 @@ def json_lines(text: str) -> Iterator[tuple[int, str]]:
             yield number, line.rstrip("\r")
 
 
+def json_error_reason(exc: Exception) -> str:
+    """Why json.loads failed, in one line, when it was not a JSONDecodeError: an integer of more
+    digits than Python converts (4,300; one hostile row could stop a whole build with it), or
+    nesting too deep for the parser."""
+    return str(exc).split(";")[0] or type(exc).__name__
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for _, line in json_lines(path.read_text(encoding="utf-8"))]

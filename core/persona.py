@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import UserError
+from core.files import json_error_reason
 
 CARD_FIELDS = ("name", "description", "personality", "scenario", "first_mes", "mes_example")
 # SillyTavern's placeholders inside card text.
@@ -134,7 +135,7 @@ def parse_json(text: str, path: Path, what: str) -> object:
     except RecursionError:
         raise UserError(f"{path}: {what}: JSON nested too deeply") from None
     except ValueError as exc:  # not a JSONDecodeError: an integer of more digits than Python converts
-        raise UserError(f"{path}: {what}: invalid JSON ({str(exc).split(';')[0]})") from None
+        raise UserError(f"{path}: {what}: invalid JSON ({json_error_reason(exc)})") from None
 
 
 def read_card_json(path: Path) -> object:

@@ -90,7 +90,7 @@ class _Waiting:
     text: str
     deleted: bool = False
     storing: bool = False
-    stored: asyncio.Event = field(default_factory=asyncio.Event)  # set once it is stored (or never will be)
+    stored: asyncio.Event = field(default_factory=asyncio.Event)  # set once the store it began (storing) has ended
 
 
 class ChatPipeline:
@@ -141,7 +141,6 @@ class ChatPipeline:
                 self._channel_load[channel_id] -= 1
         finally:
             if waiting is not None:
-                waiting.stored.set()
                 self._waiting.pop(discord_id, None)
 
     async def store_as_it_reads(self, channel_id, author_id, author_name, text, stored: dict,
@@ -248,7 +247,11 @@ class ChatPipeline:
     async def swipe_generates(self, reply_id: int) -> bool:
         """Whether a swipe of this reply would write a new alternative (the model runs), not show
         the next one already written: what counts towards a user's rate limit."""
-        return (len(await self.swipes.alternatives(reply_id)) or 1) < self.settings.swipe_alternatives
+        return await self.alternatives_written(reply_id) < self.settings.swipe_alternatives
+
+    async def alternatives_written(self, reply_id: int) -> int:
+        """How many texts the reply has had: its alternatives, or 1 (itself) when never swiped."""
+        return len(await self.swipes.alternatives(reply_id)) or 1
 
     async def swipe(self, channel_id: int, reply_id: int, max_length: int) -> Shown:
         """Another reply to the exact context reply `reply_id` answered, shown in its place (at
@@ -261,8 +264,8 @@ class ChatPipeline:
         async with self._channel_locks[channel_id]:  # in turn with the channel's replies
             if not await self.swipes.is_newest(reply_id, channel_id):
                 raise SwipeRefused(SWIPE_NOT_NEWEST)
-            count = len(await self.swipes.alternatives(reply_id)) or 1
-            if count >= self.settings.swipe_alternatives:  # (swipe_generates says the same)
+            count = await self.alternatives_written(reply_id)
+            if count >= self.settings.swipe_alternatives:
                 shown = await self.swipes.show_next(reply_id)
                 if shown is None:
                     raise SwipeRefused(SWIPE_GONE)

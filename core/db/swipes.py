@@ -58,8 +58,8 @@ class Swipes:
     async def asker_and_decided(self, reply_id: int) -> tuple[int | None, bool]:
         """Who the reply answered (None: that message is gone) and whether a moderator approved
         or rejected it: who may swipe it (bot/discord_front/swipe.py)."""
+        answers_id = await self.answered(reply_id)
         async with self.sessions() as session:
-            answers_id = await session.scalar(select(Message.answers_id).where(Message.id == reply_id, Message.by_bot))
             asker = await session.scalar(select(Message.author_id).where(Message.id == answers_id)) if answers_id else None
             decided = await session.scalar(select(func.count()).select_from(Approval).where(Approval.message_id == reply_id))
         return asker, bool(decided)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from core.errors import UserError
-from core.files import json_lines
+from core.files import json_error_reason, json_lines
 from core.persona import PersonaCard, card_from_dict, is_card, read_card_json
 from core.prompt import continue_instruction
 from trainer.dataset.records import Origin, Problem, RawRow
@@ -53,14 +53,8 @@ def read_jsonl(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Pro
         except RecursionError:
             problems.append(Problem(origin, "json", "nested too deeply"))
         except ValueError as exc:
-            problems.append(Problem(origin, "json", number_problem(exc)))
+            problems.append(Problem(origin, "json", f"invalid JSON ({json_error_reason(exc)})"))
     return rows, problems
-
-
-def number_problem(exc: ValueError) -> str:
-    """The one ValueError json.loads raises that is not a JSONDecodeError: an integer literal of
-    more digits than Python converts (4300), which one hostile row could use to stop a build."""
-    return f"invalid JSON ({str(exc).split(';')[0]})"
 
 
 def read_json(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Problem]]:
@@ -73,7 +67,7 @@ def read_json(path: Path, persona: PersonaCard) -> tuple[list[RawRow], list[Prob
     except RecursionError:
         return [], [Problem(Origin(str(path), 1), "json", "nested too deeply")]
     except ValueError as exc:
-        return [], [Problem(Origin(str(path), 1), "json", number_problem(exc))]
+        return [], [Problem(Origin(str(path), 1), "json", f"invalid JSON ({json_error_reason(exc)})")]
     if is_card(parsed):
         return card_rows(parsed, path, text, persona)
     if not isinstance(parsed, list):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import UserError
-from core.files import json_lines
+from core.files import json_error_reason, json_lines
 from core.paths import PROJECT_ROOT
 from core.persona import PersonaCard
 from core.prompt import Turn
@@ -98,7 +98,7 @@ def numbered_json_lines(path: Path) -> list[tuple[int, object]]:
         except json.JSONDecodeError as exc:
             raise UserError(f"{path}:{number}: not JSON ({exc.msg})") from None
         except (ValueError, RecursionError) as exc:  # a number too long to convert; nesting too deep
-            raise UserError(f"{path}:{number}: not JSON ({str(exc).split(';')[0] or type(exc).__name__})") from None
+            raise UserError(f"{path}:{number}: not JSON ({json_error_reason(exc)})") from None
     return rows
 
 
